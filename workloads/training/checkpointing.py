@@ -1,0 +1,79 @@
+"""Training state (model, optimizer, scheduler, scaler, history) to and from bytes or a directory."""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+import torch
+from acgs_workloads.training.history import History
+
+STATE_FILE = "train_state.pt"
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the model itself)."""
+    inner = getattr(model, "module", None)
+    return inner if isinstance(model, torch.nn.parallel.DistributedDataParallel) and inner is not None else model
+
+
+def cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
+
+
+def snapshot(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler | None,
+    history: History,
+) -> dict[str, Any]:
+    return {
+        "model": cpu_state_dict(model),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "history": history.to_dict(),
+    }
+
+
+def restore(
+    state: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler | None,
+) -> History:
+    """Load ``state`` into the live objects; returns the history with ``resumed_from_epoch`` set."""
+    unwrap(model).load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler") is not None:
+        scaler.load_state_dict(state["scaler"])
+    history = History.from_dict(state["history"])
+    history.resumed_from_epoch = history.epoch
+    return history
+
+
+def state_to_bytes(state: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def state_from_bytes(data: bytes) -> dict[str, Any]:
+    loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    if not isinstance(loaded, dict):
+        raise ValueError("checkpoint does not hold a training state")
+    return loaded
+
+
+def save_to_directory(state: dict[str, Any], directory: str) -> None:
+    with open(os.path.join(directory, STATE_FILE), "wb") as out:
+        out.write(state_to_bytes(state))
+
+
+def load_from_directory(directory: str) -> dict[str, Any]:
+    with open(os.path.join(directory, STATE_FILE), "rb") as inp:
+        return state_from_bytes(inp.read())

@@ -1,0 +1,79 @@
+"""The Ray Train side of :class:`~acgs_workloads.training.context.WorkerContext` and the driver's run monitor."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import ray
+import ray.train
+import ray.train.torch
+import torch
+from acgs_workloads.config import Progress
+from acgs_workloads.training.checkpointing import load_from_directory, save_to_directory
+from acgs_workloads.training.context import WorkerContext
+from acgs_workloads.training.progress import emit_progress_line
+
+
+class RunMonitor:
+    """A tiny actor (0 CPUs) the workers tell about attempts and progress; the driver drains it."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.events: list[dict[str, Any]] = []
+
+    def started(self) -> int:
+        self.attempts += 1
+        return self.attempts
+
+    def push(self, progress: dict[str, Any]) -> None:
+        self.events.append(progress)
+
+    def drain(self) -> tuple[list[dict[str, Any]], int]:
+        events, self.events = self.events, []
+        return events, self.attempts
+
+
+def start_monitor() -> Any:
+    """A new :class:`RunMonitor` actor handle (passed to the workers in the loop config)."""
+    return ray.remote(num_cpus=0)(RunMonitor).remote()
+
+
+class RayContext(WorkerContext):
+    """A Ray Train worker: ranks from the train context, DDP through ``prepare_model``, ``report`` checkpoints."""
+
+    def __init__(self, monitor: Any | None, emit_events: bool = True) -> None:
+        ctx = ray.train.get_context()
+        self.rank = ctx.get_world_rank()
+        self.world_size = ctx.get_world_size()
+        self.device = ray.train.torch.get_device()
+        self.monitor = monitor
+        self.emit_events = emit_events
+        self.attempt = 1
+        if self.is_chief and monitor is not None:
+            self.attempt = int(ray.get(monitor.started.remote()))
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        return ray.train.torch.prepare_model(model)
+
+    def latest_state(self) -> dict[str, Any] | None:
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as directory:
+            return load_from_directory(directory)
+
+    def end_epoch(self, metrics: dict[str, float], state: Callable[[], dict[str, Any]] | None) -> None:
+        if state is None or not self.is_chief:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory(prefix="acgs-ckpt-") as directory:
+            save_to_directory(state(), directory)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
+
+    def publish(self, progress: Progress) -> None:
+        if self.emit_events:
+            emit_progress_line(progress)
+        if self.monitor is not None:
+            self.monitor.push.remote(progress.model_dump(mode="json"))

@@ -1,0 +1,91 @@
+"""Run the training loop under Ray Train ``TorchTrainer`` (imports ray; used when ``cfg.use_ray``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import ray
+import ray.train
+from acgs_workloads.config import TrainRunConfig
+from acgs_workloads.training.checkpointing import load_from_directory
+from acgs_workloads.training.loop import PROGRESS_INTERVAL_S, train_loop_per_worker
+from acgs_workloads.training.ray_context import start_monitor
+from acgs_workloads.training.runner import ProgressPump, outcome_from_result
+from acgs_workloads.training.task import BuildTask, ProgressCallback, TrainOutcome
+from ray.train.torch import TorchTrainer
+
+
+def storage_path(cfg: TrainRunConfig) -> str:
+    """Ray Train's storage path: ``<artifactRoot>/ray`` (``file://`` stripped; other URIs passed through)."""
+    root = cfg.artifact_root
+    if root.startswith("file://"):
+        root = root[len("file://") :]
+    if "://" not in root:
+        return os.path.join(os.path.abspath(root), "ray")
+    return root.rstrip("/") + "/ray"
+
+
+def make_trainer(
+    build_task: BuildTask, cfg: TrainRunConfig, *, monitor: object, emit_events: bool, progress_interval_s: float
+) -> TorchTrainer:
+    res = cfg.resources
+    per_worker = {"CPU": res.cpus_per_worker}
+    if res.gpus_per_worker > 0:
+        per_worker["GPU"] = res.gpus_per_worker
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "cfg": cfg.model_dump(mode="json"),
+            "build_task": build_task,
+            "monitor": monitor,
+            "emit_events": emit_events,
+            "progress_interval_s": progress_interval_s,
+        },
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=res.workers, use_gpu=res.gpus_per_worker > 0, resources_per_worker=per_worker
+        ),
+        run_config=ray.train.RunConfig(
+            name=cfg.run_id,
+            storage_path=storage_path(cfg),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.fault_tolerance.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+
+
+def _result_from_checkpoint(checkpoint: ray.train.Checkpoint | None) -> dict[str, Any]:
+    """Rank 0's result rebuilt from the final checkpoint (Ray Train V1 returns no value from the workers)."""
+    if checkpoint is None:
+        raise RuntimeError("Ray Train finished without a result or a checkpoint from rank 0")
+    with checkpoint.as_directory() as directory:
+        state = load_from_directory(directory)
+    return {"state_dict": state["model"], "history": state["history"]}
+
+
+def run_with_ray(
+    build_task: BuildTask,
+    cfg: TrainRunConfig,
+    *,
+    on_progress: ProgressCallback | None = None,
+    emit_events: bool = True,
+    progress_interval_s: float = PROGRESS_INTERVAL_S,
+) -> TrainOutcome:
+    """Fit a ``TorchTrainer``; restarts = worker-group starts - 1 (counted by a monitor actor)."""
+    started = time.perf_counter()
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=True)
+    monitor = start_monitor()
+    try:
+        trainer = make_trainer(
+            build_task, cfg, monitor=monitor, emit_events=emit_events, progress_interval_s=progress_interval_s
+        )
+        with ProgressPump(monitor, on_progress) as pump:
+            result = trainer.fit()
+        if result.error is not None:
+            raise result.error
+        value = getattr(result, "return_value", None) or _result_from_checkpoint(result.checkpoint)
+        return outcome_from_result(value, max(0, pump.attempts - 1), time.perf_counter() - started)
+    finally:
+        ray.kill(monitor)
