@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from acgs_workloads.config import (
     CamelModel,
-    Component,
     ComplianceReport,
+    Component,
     DatasetSpec,
     EvaluationSpec,
     FaultToleranceSpec,
@@ -157,7 +157,9 @@ class RayJobStatus(CamelModel):
     model_config = ConfigDict(extra="ignore")
 
     submission_id: str | None = None
-    status: str | None = Field(default=None, description="Ray job status: PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED.")
+    status: str | None = Field(
+        default=None, description="Ray job status: PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED."
+    )
     dashboard_url: str | None = None
 
 

@@ -153,9 +153,7 @@ def _is_fresh(recipe: Recipe) -> bool:
         data = json.loads(stamp.read_text())
     except json.JSONDecodeError:
         return False
-    return data.get("digest") == recipe.digest() and all(
-        (bin_dir() / b).is_file() for b in recipe.binaries
-    )
+    return data.get("digest") == recipe.digest() and all((bin_dir() / b).is_file() for b in recipe.binaries)
 
 
 def _provided_elsewhere(recipe: Recipe) -> bool:
@@ -258,9 +256,7 @@ def build(recipe: Recipe, force: bool = False) -> float:
     edits = [f"-require={recipe.module}@{recipe.version}"]
     if recipe.staging_version:
         _log(f"{recipe.name}: downloading {recipe.module}@{recipe.version} to read its staging modules")
-        info = json.loads(
-            _run(["go", "mod", "download", "-json", f"{recipe.module}@{recipe.version}"], work, log, env)
-        )
+        info = json.loads(_run(["go", "mod", "download", "-json", f"{recipe.module}@{recipe.version}"], work, log, env))
         replacements = staging_replacements(Path(info["GoMod"]).read_text(), recipe.staging_version)
         if not replacements:
             raise BuildError(f"no staging replacements found in {info['GoMod']}")
@@ -284,9 +280,7 @@ def build(recipe: Recipe, force: bool = False) -> float:
     elapsed = time.monotonic() - start
     stamp = _stamp_path(recipe.name)
     stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(
-        json.dumps({"digest": recipe.digest(), "version": recipe.version, "seconds": round(elapsed, 1)})
-    )
+    stamp.write_text(json.dumps({"digest": recipe.digest(), "version": recipe.version, "seconds": round(elapsed, 1)}))
     _log(f"{recipe.name} {recipe.version}: built {', '.join(recipe.binaries)} in {elapsed:.0f}s")
     return elapsed
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from types import TracebackType
 
 import yaml
-
 from acgs_operator.devenv import pki as pki_mod
 from acgs_operator.devenv.binaries import cache_dir, require_binary
 from acgs_operator.devenv.process import (
@@ -141,7 +140,9 @@ class ControlPlane:
             self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # ------------------------------------------------------------------ steps

@@ -119,20 +119,32 @@ def create(directory: Path, admin_user: str = "acgs-admin") -> Pki:
     serving_key = _key()
     sans: list[x509.GeneralName] = [
         x509.DNSName(n)
-        for n in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                  "kubernetes.default.svc.cluster.local")
+        for n in (
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        )
     ]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "::1", "10.0.0.1")]
     serving = _issue(
-        _name("kube-apiserver"), serving_key.public_key(), ca_name, ca_key,
-        usage=ExtendedKeyUsageOID.SERVER_AUTH, sans=sans,
+        _name("kube-apiserver"),
+        serving_key.public_key(),
+        ca_name,
+        ca_key,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        sans=sans,
     )
     pki.serving_cert.write_bytes(serving.public_bytes(serialization.Encoding.PEM))
     pki.serving_key.write_bytes(_pem_key(serving_key))
 
     admin_key = _key()
     admin = _issue(
-        _name(admin_user, "system:masters"), admin_key.public_key(), ca_name, ca_key,
+        _name(admin_user, "system:masters"),
+        admin_key.public_key(),
+        ca_name,
+        ca_key,
         usage=ExtendedKeyUsageOID.CLIENT_AUTH,
     )
     pki.admin_cert.write_bytes(admin.public_bytes(serialization.Encoding.PEM))

@@ -1,0 +1,3 @@
+from acgs_operator.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""The ``acgs`` command line.
+
+acgs up                              control plane + CRDs + Ray + operator + sample Constitution
+acgs operator run                    the operator (what the container runs)
+acgs crds generate|check             write crds/ from the API models, or fail on drift
+acgs dev build-binaries              build etcd, kube-apiserver, kubectl, helm, kind from Go modules
+acgs dev control-plane up|down       a local kube-apiserver + etcd on loopback
+acgs dev ray up|down                 a local Ray head with its dashboard
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from importlib import resources
+from pathlib import Path
+
+from acgs_operator.devenv import binaries
+from acgs_operator.devenv.process import ServiceError
+
+
+def _sample_constitution() -> str:
+    return resources.files("acgs_workloads.constitution").joinpath("default.yaml").read_text()
+
+
+def _wait_for_ctrl_c() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from acgs_operator.devenv.embedded import EmbeddedStack
+
+    binaries.ensure_all()
+    stack = EmbeddedStack(with_ray=not args.no_ray)
+    try:
+        stack.start()
+        stack.kubectl.apply(_sample_constitution(), namespace="default")
+        stack.kubectl.run("wait", "--for=condition=Valid", "--timeout=60s", "constitution/default", "-n", "default")
+        hash_ = stack.kubectl.run(
+            "get", "constitution/default", "-n", "default", "-o", "jsonpath={.status.hash}"
+        ).stdout
+        assert stack.control_plane is not None
+        kubeconfig = stack.control_plane.kubeconfig
+        print(
+            f"""
+ACGS is up. The sample Constitution is Valid with hash {hash_}.
+
+  export KUBECONFIG={kubeconfig}
+  kubectl get constitutions,trainingjobs,modeldeployments     # or: kubectl get acgs
+  kubectl explain trainingjob.spec.training
+"""
+        )
+        if stack.ray and stack.ray.state:
+            print(f"  Ray dashboard: {stack.ray.state.dashboard_url}   (RAY_ADDRESS={stack.ray.state.address})")
+        print(f"  operator log:  {stack.operator.log if stack.operator else '-'}\n\nCtrl-C stops everything.")
+        sys.stdout.flush()
+        _wait_for_ctrl_c()
+    finally:
+        print("stopping ...")
+        stack.stop()
+    return 0
+
+
+def cmd_operator_run(args: argparse.Namespace) -> int:
+    from acgs_operator.runner import run
+
+    run(namespaces=args.namespace or None, verbose=args.verbose)
+    return 0
+
+
+def cmd_crds(args: argparse.Namespace) -> int:
+    from acgs_operator.api import crdgen
+
+    directory = Path(args.dir)
+    if args.action == "generate":
+        for path in crdgen.write(directory):
+            print(f"wrote {path}")
+        return 0
+    stale = crdgen.drift(directory)
+    if stale:
+        print(f"CRDs out of date in {directory}: {', '.join(stale)}; run `acgs crds generate`", file=sys.stderr)
+        return 1
+    print(f"CRDs in {directory} match the API models")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    return binaries.main((["--force"] if args.force else []) + [f"--only={o}" for o in args.only or []])
+
+
+def cmd_control_plane(args: argparse.Namespace) -> int:
+    from acgs_operator.devenv import controlplane
+    from acgs_operator.devenv.embedded import install_crds
+    from acgs_operator.devenv.kubectl import Kubectl
+
+    if args.action == "down":
+        stopped = controlplane.stop_from_state()
+        print("control plane stopped" if stopped else "no control plane was running")
+        return 0
+    binaries.ensure_all(only=["etcd", "kubernetes"])
+    plane = controlplane.ControlPlane(controlplane.default_workdir(), apiserver_port=args.port)
+    state = plane.start()
+    install_crds(Kubectl(plane.kubeconfig))
+    print(f"control plane up at {state.server} ({plane.startup_seconds:.1f}s); CRDs installed")
+    print(f"export KUBECONFIG={state.kubeconfig}\nlogs: {plane.logs}\nstop: acgs dev control-plane down")
+    return 0
+
+
+def cmd_ray(args: argparse.Namespace) -> int:
+    from acgs_operator.devenv import ray_local
+
+    if args.action == "down":
+        print("Ray head stopped" if ray_local.stop_from_state() else "no Ray head was running")
+        return 0
+    state = ray_local.RayHead(num_cpus=args.num_cpus).start()
+    print(f"Ray head up: dashboard {state.dashboard_url}\nexport RAY_ADDRESS={state.address}\nstop: acgs dev ray down")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="acgs", description="ACGS: governance models on Kubernetes and Ray.")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the embedded default until Ctrl-C")
+    up.add_argument("--no-ray", action="store_true", help="do not start a local Ray head")
+    up.set_defaults(func=cmd_up)
+
+    op = sub.add_parser("operator", help="the operator").add_subparsers(dest="action", required=True)
+    run = op.add_parser("run", help="run the operator against the current KUBECONFIG")
+    run.add_argument("--namespace", "-n", action="append", help="watch only these namespaces")
+    run.add_argument("--verbose", action="store_true")
+    run.set_defaults(func=cmd_operator_run)
+
+    crds = sub.add_parser("crds", help="CustomResourceDefinitions from the API models")
+    crds.add_argument("action", choices=["generate", "check"])
+    crds.add_argument("--dir", default="crds")
+    crds.set_defaults(func=cmd_crds)
+
+    dev = sub.add_parser("dev", help="local development services").add_subparsers(dest="what", required=True)
+    build = dev.add_parser("build-binaries", help="build the control-plane binaries from Go modules")
+    build.add_argument("--force", action="store_true")
+    build.add_argument("--only", action="append", choices=[r.name for r in binaries.RECIPES])
+    build.set_defaults(func=cmd_build)
+    cp = dev.add_parser("control-plane", help="local kube-apiserver + etcd")
+    cp.add_argument("action", choices=["up", "down"])
+    cp.add_argument("--port", type=int, default=None, help="kube-apiserver port (default: a free one)")
+    cp.set_defaults(func=cmd_control_plane)
+    ray = dev.add_parser("ray", help="local Ray head")
+    ray.add_argument("action", choices=["up", "down"])
+    ray.add_argument("--num-cpus", type=int, default=4)
+    ray.set_defaults(func=cmd_ray)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ServiceError, binaries.BuildError, FileNotFoundError) as exc:
+        print(f"acgs: error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,26 @@
+"""Operator configuration, read once at startup from the environment (ACGS_*)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, Field
+
+FINALIZER = "acgs.io/finalizer"
+ANNOTATION_PREFIX = "acgs.io"
+
+
+class OperatorConfig(BaseModel):
+    ray_address: str = Field(default="http://127.0.0.1:8265", description="Default Ray dashboard URL.")
+    artifact_root: str = Field(default="/tmp/acgs-artifacts", description="Where training runs write artifacts.")
+    metrics_port: int = Field(default=9090, ge=0, le=65535, description="Prometheus metrics port; 0 disables.")
+    health_port: int = Field(default=8080, ge=0, le=65535, description="Liveness probe port; 0 disables.")
+    watch_server_timeout: int = Field(default=300, ge=10, description="Seconds the API server keeps a watch open.")
+    log_format: str = Field(default="full", pattern="^(plain|full|json)$")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
+        env = os.environ if env is None else env
+        values = {name: env[f"ACGS_{name.upper()}"] for name in cls.model_fields if f"ACGS_{name.upper()}" in env}
+        return cls.model_validate(values)

@@ -1,0 +1,166 @@
+"""A real local Ray head with its dashboard on loopback (``ray start --head --block``).
+
+The head runs in its own process group with its own temp dir and ports, so stopping it never touches
+another Ray on the machine (unlike ``ray stop``, which kills every Ray process of the user).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+
+from acgs_operator.devenv.binaries import cache_dir
+from acgs_operator.devenv.process import (
+    ManagedProcess,
+    ServiceError,
+    free_port,
+    pid_alive,
+    stop_process_group,
+    wait_until,
+)
+
+START_TIMEOUT = 120.0
+
+
+@dataclass
+class RayHeadState:
+    address: str  # GCS address for ray.init(address=...)
+    dashboard_url: str  # Jobs and Serve REST APIs
+    pid: int
+    temp_dir: str
+    log: str
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> RayHeadState:
+        return cls(**json.loads(path.read_text()))
+
+
+def ray_executable() -> str:
+    """The ``ray`` CLI next to this interpreter (the venv's), else the one on PATH."""
+    candidate = Path(sys.executable).with_name("ray")
+    if candidate.is_file():
+        return str(candidate)
+    found = shutil.which("ray")
+    if not found:
+        raise ServiceError("the `ray` command is not installed; run `make setup` (pip install 'acgs[workloads]')")
+    return found
+
+
+def default_workdir() -> Path:
+    return cache_dir() / "run" / "ray"
+
+
+class RayHead:
+    """One Ray head node; ``num_cpus`` is logical, so Ray Train can place more workers than cores."""
+
+    def __init__(self, workdir: Path | None = None, num_cpus: int = 4, object_store_mb: int = 512) -> None:
+        self.workdir = workdir or default_workdir()
+        self.num_cpus = num_cpus
+        self.object_store_mb = object_store_mb
+        self.process: ManagedProcess | None = None
+        self.state: RayHeadState | None = None
+
+    def start(self) -> RayHeadState:
+        state_file = self.workdir / "state.json"
+        if state_file.exists():
+            old = RayHeadState.load(state_file)
+            if pid_alive(old.pid):
+                raise ServiceError(
+                    f"a Ray head from {self.workdir} is already running at {old.dashboard_url} (pid {old.pid}); "
+                    "use it (RAY_ADDRESS) or stop it with `acgs dev ray down`"
+                )
+            state_file.unlink()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        gcs_port, dashboard_port = free_port(), free_port()
+        # a short temp dir: Ray's unix socket paths must stay under 107 characters
+        temp_dir = Path("/tmp") / f"acgs-ray-{gcs_port}"
+        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+        self.process = ManagedProcess(
+            "ray head",
+            [
+                ray_executable(),
+                "start",
+                "--head",
+                "--block",
+                "--node-ip-address=127.0.0.1",
+                f"--port={gcs_port}",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={dashboard_port}",
+                "--include-dashboard=true",
+                f"--num-cpus={self.num_cpus}",
+                f"--object-store-memory={self.object_store_mb * 1024 * 1024}",
+                f"--temp-dir={temp_dir}",
+                "--disable-usage-stats",
+            ],
+            self.workdir / "ray-head.log",
+            env=env,
+        ).start()
+        dashboard = f"http://127.0.0.1:{dashboard_port}"
+
+        def jobs_api_up() -> bool:
+            with urllib.request.urlopen(f"{dashboard}/api/version", timeout=3) as resp:
+                return resp.status == 200
+
+        started = time.monotonic()
+        try:
+            wait_until(
+                jobs_api_up,
+                timeout=START_TIMEOUT,
+                interval=0.5,
+                what=f"Ray dashboard at {dashboard}",
+                abort=self.process.death_notice,
+            )
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        self.state = RayHeadState(
+            address=f"127.0.0.1:{gcs_port}",
+            dashboard_url=dashboard,
+            pid=self.process.pid,
+            temp_dir=str(temp_dir),
+            log=str(self.process.log),
+        )
+        self.state.save(state_file)
+        return self.state
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(grace=3.0)  # `ray start --block` ignores SIGTERM for a long time
+        if self.state is not None:
+            shutil.rmtree(self.state.temp_dir, ignore_errors=True)
+        state_file = self.workdir / "state.json"
+        if state_file.exists():
+            state_file.unlink()
+
+    def __enter__(self) -> RayHead:
+        if self.state is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def stop_from_state(workdir: Path | None = None) -> bool:
+    workdir = workdir or default_workdir()
+    state_file = workdir / "state.json"
+    if not state_file.exists():
+        return False
+    state = RayHeadState.load(state_file)
+    stop_process_group(state.pid, grace=3.0)
+    shutil.rmtree(state.temp_dir, ignore_errors=True)
+    state_file.unlink()
+    return True

@@ -1,0 +1,48 @@
+"""Constitution: compile every principle, hash the principles, set condition Valid."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from acgs_operator import constitutions
+from acgs_operator.api.v1alpha1 import GROUP, VERSION
+from acgs_operator.conditions import now_iso
+from acgs_operator.metrics import RECONCILES
+from acgs_operator.reasons import Reason
+from pydantic import ValidationError
+
+PLURAL = "constitutions"
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def reconcile_constitution(
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    logger: logging.Logger,
+    **_: Any,
+) -> None:
+    generation, conditions, now = meta.get("generation"), status.get("conditions"), now_iso()
+    try:
+        verdict = constitutions.judge(spec)
+    except ValidationError as exc:
+        patch.status.update(constitutions.invalid_status(str(exc), generation, conditions, now))
+        kopf.warn(body, reason=Reason.INVALID_SPEC, message=str(exc)[:1024])
+        RECONCILES.labels("Constitution", "invalid").inc()
+        raise kopf.PermanentError(f"invalid Constitution spec: {exc}") from exc
+    patch.status.update(constitutions.status_for(verdict, generation, conditions, now))
+    if verdict.valid:
+        kopf.info(body, reason=Reason.COMPILED, message=f"{verdict.message}; hash {verdict.hash}")
+    else:
+        kopf.warn(body, reason=Reason.COMPILE_FAILED, message=verdict.message[:1024])
+    previous = status.get("hash")
+    if previous and previous != verdict.hash:
+        kopf.info(body, reason=Reason.HASH_CHANGED, message=f"constitution hash {previous} -> {verdict.hash}")
+    logger.info("constitution %s: hash %s valid=%s", meta.get("name"), verdict.hash, verdict.valid)
+    RECONCILES.labels("Constitution", "valid" if verdict.valid else "compile_failed").inc()

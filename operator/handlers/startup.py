@@ -1,0 +1,34 @@
+"""The one startup handler: operator settings, configuration and the metrics endpoint."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from acgs_operator import metrics
+from acgs_operator.config import ANNOTATION_PREFIX, FINALIZER, OperatorConfig
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    config = OperatorConfig.from_env()
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.watching.server_timeout = config.watch_server_timeout
+    settings.watching.client_timeout = config.watch_server_timeout + 30
+    settings.watching.connect_timeout = 30
+    settings.networking.error_backoffs = [1, 2, 5, 10, 30]
+    # kopf's own per-object log lines stay in the log; events are posted by handlers with typed reasons
+    settings.posting.level = logging.WARNING
+    memo.config = config
+    metrics.serve(config.metrics_port)
+    logger.info("ACGS operator configured: %s", config.model_dump())
+
+
+@kopf.on.probe(id="config")
+def config_probe(memo: kopf.Memo, **_: Any) -> str:
+    return "loaded" if getattr(memo, "config", None) else "missing"

@@ -1,0 +1,123 @@
+"""Shared fixtures: a real control plane, a real Ray head and the operator, started once per session.
+
+Tiers are marked by directory: tests/unit -> unit, tests/integration -> integration, tests/e2e -> e2e.
+Integration fixtures never skip: if the control plane or Ray cannot start, the tests fail with the
+reason and the component logs.
+
+``ACGS_TEST_KUBECONFIG`` points the tests at an existing cluster (kind, ...) instead of starting one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TIERS = ("unit", "integration", "e2e")
+ACGS_PLURALS = ("modeldeployments.acgs.io", "trainingjobs.acgs.io", "constitutions.acgs.io")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        if parts and parts[0] in TIERS and not any(item.iter_markers(name=t) for t in TIERS):
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The kubeconfig of a real kube-apiserver + etcd with the ACGS CRDs installed."""
+    from acgs_operator.devenv.controlplane import ControlPlane
+    from acgs_operator.devenv.embedded import install_crds
+    from acgs_operator.devenv.kubectl import Kubectl
+
+    existing = os.environ.get("ACGS_TEST_KUBECONFIG")
+    if existing:
+        install_crds(Kubectl(Path(existing)))
+        yield Path(existing)
+        return
+    plane = ControlPlane(tmp_path_factory.mktemp("control-plane"))
+    try:
+        plane.start()
+    except Exception as exc:
+        pytest.fail(f"the local control plane did not start: {exc}", pytrace=False)
+    try:
+        install_crds(Kubectl(plane.kubeconfig))
+        yield plane.kubeconfig
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def kubectl(control_plane: Path):  # type: ignore[no-untyped-def]
+    from acgs_operator.devenv.kubectl import Kubectl
+
+    return Kubectl(control_plane)
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real local Ray head (``ray start --head``) with its dashboard; yields its state."""
+    from acgs_operator.devenv.ray_local import RayHead
+
+    head = RayHead(tmp_path_factory.mktemp("ray"))
+    try:
+        state = head.start()
+    except Exception as exc:
+        pytest.fail(f"the local Ray head did not start: {exc}", pytrace=False)
+    try:
+        yield state
+    finally:
+        head.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_address(ray_head) -> str:  # type: ignore[no-untyped-def]
+    """GCS address of the session's Ray head, for ``ray.init(address=...)``."""
+    return str(ray_head.address)
+
+
+@pytest.fixture(scope="session")
+def acgs_operator(control_plane: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The operator as a subprocess against the session's control plane."""
+    from acgs_operator.devenv.embedded import OperatorProcess
+
+    workdir = tmp_path_factory.mktemp("operator")
+    operator = OperatorProcess(
+        kubeconfig=control_plane,
+        ray_address=os.environ.get("ACGS_RAY_ADDRESS", "http://127.0.0.1:8265"),
+        artifact_root=str(workdir / "artifacts"),
+        log=workdir / "operator.log",
+    )
+    try:
+        operator.start()
+    except Exception as exc:
+        pytest.fail(f"the operator did not start: {exc}", pytrace=False)
+    try:
+        yield operator
+    finally:
+        operator.stop()
+
+
+@pytest.fixture
+def namespace(kubectl, request: pytest.FixtureRequest) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A namespace of this test's own; its ACGS resources are deleted (finalizers run) afterwards."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"t-{slug}-{uuid.uuid4().hex[:6]}"
+    kubectl.run("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        kubectl.run("delete", ",".join(ACGS_PLURALS), "--all", "-n", name, "--wait=true", "--timeout=60s", check=False)
+        # no namespace controller runs in an envtest-style control plane: the namespace stays Terminating
+        kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
