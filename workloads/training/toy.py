@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from acgs_workloads.config import TrainRunConfig
+from acgs_workloads.config import ConstitutionSnapshot, TrainRunConfig
 from acgs_workloads.training.task import Batch, TrainTask
 from torch.utils.checkpoint import checkpoint
 
@@ -62,3 +63,22 @@ def toy_accuracy(model: torch.nn.Module, data: dict[str, torch.Tensor]) -> float
     model.eval()
     with torch.no_grad():
         return float((model(data["x"]).argmax(dim=1) == data["y"]).float().mean())
+
+
+def toy_config(root: str, run_id: str = "toy", *, use_ray: bool = False, **sections: Any) -> TrainRunConfig:
+    """A small TrainRunConfig for the toy task; ``sections`` override wire sections (``training={...}``)."""
+    base: dict[str, Any] = {
+        "model": {"hidden_size": 32, "layers": 2, "dropout": 0.0},
+        "dataset": {"generator": {"examples": 256, "seed": 3}},
+        "training": {"epochs": 2, "batch_size": 32, "learning_rate": 0.01, "mixed_precision": "off"},
+    }
+    for key, value in sections.items():
+        base[key] = {**base.get(key, {}), **value}
+    return TrainRunConfig(
+        run_id=run_id,
+        component="constitutional-ai",
+        constitution=ConstitutionSnapshot(name="toy", hash="0123456789abcdef", principles=[]),
+        artifact_root=root,
+        use_ray=use_ray,
+        **base,
+    )
