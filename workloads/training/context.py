@@ -45,6 +45,10 @@ class WorkerContext(ABC):
     def publish(self, progress: Progress) -> None:
         """Publish progress (called on rank 0 only)."""
 
+    def result(self, outcome: dict[str, Any]) -> dict[str, Any]:
+        """What rank 0 returns from the loop (the outcome dict as is, by default)."""
+        return outcome
+
     def no_sync(self, model: torch.nn.Module) -> contextlib.AbstractContextManager[Any]:
         """Skip the gradient all-reduce of DDP on a non-final micro-step of an accumulation group."""
         if isinstance(model, torch.nn.parallel.DistributedDataParallel):

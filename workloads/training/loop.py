@@ -130,13 +130,15 @@ def train(
             ctx.publish(make_progress(history.epoch, spec.epochs, history.step, plan.total_steps, epoch_loss))
     if not ctx.is_chief:
         return None
-    return {
-        "state_dict": cpu_state_dict(model),
-        "history": history.to_dict(),
-        "mixed_precision": precision,
-        "world_size": ctx.world_size,
-        "device": str(device),
-    }
+    return ctx.result(
+        {
+            "state_dict": cpu_state_dict(model),
+            "history": history.to_dict(),
+            "mixed_precision": precision,
+            "world_size": ctx.world_size,
+            "device": str(device),
+        }
+    )
 
 
 class _Stepper:

@@ -72,6 +72,10 @@ class RayContext(WorkerContext):
             save_to_directory(state(), directory)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
 
+    def result(self, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Without the weights: Ray Train refuses tensors in return values; they are in the final checkpoint."""
+        return {k: v for k, v in outcome.items() if k != "state_dict"}
+
     def publish(self, progress: Progress) -> None:
         if self.emit_events:
             emit_progress_line(progress)

@@ -55,13 +55,12 @@ def make_trainer(
     )
 
 
-def _result_from_checkpoint(checkpoint: ray.train.Checkpoint | None) -> dict[str, Any]:
-    """Rank 0's result rebuilt from the final checkpoint (Ray Train V1 returns no value from the workers)."""
+def _final_state(checkpoint: ray.train.Checkpoint | None) -> dict[str, Any]:
+    """The training state of the run's final checkpoint (the loop always checkpoints its last epoch)."""
     if checkpoint is None:
-        raise RuntimeError("Ray Train finished without a result or a checkpoint from rank 0")
+        raise RuntimeError("Ray Train finished without a checkpoint from rank 0")
     with checkpoint.as_directory() as directory:
-        state = load_from_directory(directory)
-    return {"state_dict": state["model"], "history": state["history"]}
+        return load_from_directory(directory)
 
 
 def run_with_ray(
@@ -85,7 +84,10 @@ def run_with_ray(
             result = trainer.fit()
         if result.error is not None:
             raise result.error
-        value = getattr(result, "return_value", None) or _result_from_checkpoint(result.checkpoint)
+        state = _final_state(result.checkpoint)
+        # Ray Train V2 hands back rank 0's return value; V1 does not, and the checkpoint has the history too.
+        value = dict(getattr(result, "return_value", None) or {"history": state["history"]})
+        value["state_dict"] = state["model"]
         return outcome_from_result(value, max(0, pump.attempts - 1), time.perf_counter() - started)
     finally:
         ray.kill(monitor)
