@@ -38,7 +38,7 @@ def _wait_for_ctrl_c() -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     from acgs_operator.devenv.embedded import EmbeddedStack
 
-    binaries.ensure_all()
+    binaries.ensure_all(only=["etcd", "kubernetes"])
     stack = EmbeddedStack(with_ray=not args.no_ray)
     try:
         stack.start()

@@ -90,7 +90,8 @@ def to_structural(node: Any) -> Any:
 def _factory_defaults(model: type[BaseModel]) -> dict[str, Any]:
     """Defaults made by ``default_factory`` (pydantic leaves those out of the schema).
 
-    A sub-model equal to its own defaults becomes ``{}``: the API server then fills in its fields.
+    Sub-model defaults are written out in full: the API server validates a default (CEL rules
+    included) as it stands, without first filling in the nested defaults.
     """
     result: dict[str, Any] = {}
     for name, info in model.model_fields.items():
@@ -99,9 +100,7 @@ def _factory_defaults(model: type[BaseModel]) -> dict[str, Any]:
         value = info.default_factory()  # type: ignore[call-arg]
         alias = info.alias or name
         if isinstance(value, BaseModel):
-            result[alias] = (
-                {} if value == type(value)() else value.model_dump(mode="json", by_alias=True, exclude_none=True)
-            )
+            result[alias] = value.model_dump(mode="json", by_alias=True, exclude_none=True)
         elif value != []:  # an empty list default is noise in a CRD
             result[alias] = value
     return result

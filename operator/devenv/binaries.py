@@ -225,7 +225,7 @@ def _go_build_with_progress(cmd: list[str], cwd: Path, log: Path, env: dict[str,
             fh.write(line)
             with lock:
                 count += 1
-            tail = (tail + [line.rstrip()])[-15:]
+            tail = ([*tail, line.rstrip()])[-15:]
         rc = proc.wait()
     done.set()
     if rc != 0:
@@ -275,7 +275,7 @@ def build(recipe: Recipe, force: bool = False) -> float:
             cmd += ["-ldflags", "-s -w " + " ".join(recipe.ldflags)]
         else:
             cmd += ["-ldflags", "-s -w"]
-        _go_build_with_progress(cmd + [pkg], work, log, env, name)
+        _go_build_with_progress([*cmd, pkg], work, log, env, name)
         shutil.copy2(out / name, bin_dir() / name)
     elapsed = time.monotonic() - start
     stamp = _stamp_path(recipe.name)
@@ -311,8 +311,11 @@ def ensure_all(force: bool = False, only: list[str] | None = None) -> dict[str, 
             _log(f"{recipe.name}: using {', '.join(str(find_binary(b)) for b in recipe.binaries)}")
             continue
         spent[recipe.name] = build(recipe, force=force)
-    for name in ALL_BINARIES:
-        _log(f"{name:15} {find_binary(name)}: {version_of(name)}")
+    for recipe in RECIPES:
+        if only and recipe.name not in only:
+            continue
+        for name in recipe.binaries:
+            _log(f"{name:15} {find_binary(name)}: {version_of(name)}")
     _log(f"done in {time.monotonic() - start:.1f}s")
     return spent
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,7 +75,7 @@ class OperatorProcess:
 
 @dataclass
 class EmbeddedStack:
-    workdir: Path = field(default_factory=lambda: cache_dir() / "run")
+    workdir: Path = field(default_factory=lambda: Path(os.environ.get("ACGS_RUN_DIR", cache_dir() / "run")))
     with_ray: bool = True
     control_plane: ControlPlane | None = None
     ray: RayHead | None = None
@@ -85,7 +86,7 @@ class EmbeddedStack:
         assert self.control_plane is not None
         return Kubectl(self.control_plane.kubeconfig)
 
-    def start(self, log: callable = print) -> EmbeddedStack:  # type: ignore[valid-type]
+    def start(self, log: Callable[[str], object] = print) -> EmbeddedStack:
         self.control_plane = ControlPlane(self.workdir / "control-plane")
         self.control_plane.start()
         log(f"control plane up at {self.control_plane.server} in {self.control_plane.startup_seconds:.1f}s")

@@ -76,7 +76,7 @@ def _issue(
     signer: ec.EllipticCurvePrivateKey,
     *,
     ca: bool = False,
-    usage: ExtendedKeyUsageOID | None = None,
+    usage: x509.ObjectIdentifier | None = None,
     sans: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)

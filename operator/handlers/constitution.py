@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import kopf
-from acgs_operator import constitutions
+from acgs_operator import constitutions, events
 from acgs_operator.api.v1alpha1 import GROUP, VERSION
 from acgs_operator.conditions import now_iso
 from acgs_operator.metrics import RECONCILES
@@ -25,7 +25,7 @@ def reconcile_constitution(
     meta: kopf.Meta,
     body: kopf.Body,
     patch: kopf.Patch,
-    logger: logging.Logger,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
 ) -> None:
     generation, conditions, now = meta.get("generation"), status.get("conditions"), now_iso()
@@ -33,16 +33,16 @@ def reconcile_constitution(
         verdict = constitutions.judge(spec)
     except ValidationError as exc:
         patch.status.update(constitutions.invalid_status(str(exc), generation, conditions, now))
-        kopf.warn(body, reason=Reason.INVALID_SPEC, message=str(exc)[:1024])
+        events.warning(body, Reason.INVALID_SPEC, str(exc))
         RECONCILES.labels("Constitution", "invalid").inc()
         raise kopf.PermanentError(f"invalid Constitution spec: {exc}") from exc
     patch.status.update(constitutions.status_for(verdict, generation, conditions, now))
     if verdict.valid:
-        kopf.info(body, reason=Reason.COMPILED, message=f"{verdict.message}; hash {verdict.hash}")
+        events.normal(body, Reason.COMPILED, f"{verdict.message}; hash {verdict.hash}")
     else:
-        kopf.warn(body, reason=Reason.COMPILE_FAILED, message=verdict.message[:1024])
+        events.warning(body, Reason.COMPILE_FAILED, verdict.message)
     previous = status.get("hash")
     if previous and previous != verdict.hash:
-        kopf.info(body, reason=Reason.HASH_CHANGED, message=f"constitution hash {previous} -> {verdict.hash}")
+        events.normal(body, Reason.HASH_CHANGED, f"constitution hash {previous} -> {verdict.hash}")
     logger.info("constitution %s: hash %s valid=%s", meta.get("name"), verdict.hash, verdict.valid)
     RECONCILES.labels("Constitution", "valid" if verdict.valid else "compile_failed").inc()

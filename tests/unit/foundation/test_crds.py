@@ -61,7 +61,7 @@ def test_schema_is_structural(kind: Kind) -> None:
 def test_defaults_and_cel_rules_are_generated() -> None:
     spec = _version(KINDS[1])["schema"]["openAPIV3Schema"]["properties"]["spec"]
     training = spec["properties"]["training"]
-    assert training["default"] == {}
+    assert training["default"]["epochs"] == 3 and training["default"]["scheduler"]["type"] == "cosine"
     assert training["properties"]["epochs"]["default"] == 3
     assert spec["properties"]["dataset"]["default"] == {"generator": {"examples": 4000, "seed": 42}}
     rules = [v["rule"] for node in _walk(spec) for v in node.get("x-kubernetes-validations", [])]

@@ -1,0 +1,41 @@
+# The two front-door commands are `make up` and `make test`; both set up everything they need.
+SHELL := /bin/bash
+ACGS_CACHE ?= $(HOME)/.cache/acgs
+VENV ?= $(ACGS_CACHE)/venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+export ACGS_CACHE
+
+.PHONY: setup venv binaries up test unit integration e2e lint crds
+
+venv:
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@hack/install-python-deps.sh $(PY)
+
+binaries: venv
+	@$(PY) -m acgs_operator dev build-binaries
+
+setup: venv binaries
+
+up: setup
+	$(VENV)/bin/acgs up
+
+test: setup
+	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
+
+unit: venv
+	$(VENV)/bin/pytest tests -m unit $(PYTEST_ARGS)
+
+integration: setup
+	$(VENV)/bin/pytest tests -m integration $(PYTEST_ARGS)
+
+e2e: setup
+	$(VENV)/bin/pytest tests -m e2e $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check operator workloads tests benchmarks
+	$(VENV)/bin/mypy operator workloads
+	$(PY) -m acgs_operator crds check
+
+crds: venv
+	$(PY) -m acgs_operator crds generate
