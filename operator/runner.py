@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import kopf
+
 from acgs_operator.config import OperatorConfig
 
 _FORMATS = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from acgs_workloads.config import (
     CamelModel,
     ComplianceReport,
@@ -28,7 +30,6 @@ from acgs_workloads.config import (
     TrainingSpec,
     cel,
 )
-from pydantic import BaseModel, ConfigDict, Field
 
 GROUP = "acgs.io"
 VERSION = "v1alpha1"

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 import yaml
+
 from acgs_operator.devenv import pki as pki_mod
 from acgs_operator.devenv.binaries import cache_dir, require_binary
 from acgs_operator.devenv.process import (

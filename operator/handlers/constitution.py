@@ -6,12 +6,13 @@ import logging
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
+
 from acgs_operator import constitutions, events
 from acgs_operator.api.v1alpha1 import GROUP, VERSION
 from acgs_operator.conditions import now_iso
 from acgs_operator.metrics import RECONCILES
 from acgs_operator.reasons import Reason
-from pydantic import ValidationError
 
 PLURAL = "constitutions"
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import kopf
+
 from acgs_operator import metrics
 from acgs_operator.config import ANNOTATION_PREFIX, FINALIZER, OperatorConfig
 

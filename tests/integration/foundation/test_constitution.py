@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import yaml
+
 from acgs_operator.devenv.kubectl import Kubectl
 from acgs_operator.devenv.process import wait_until
 

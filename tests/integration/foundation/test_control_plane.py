@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+
 from acgs_operator.devenv.controlplane import ControlPlane
 from acgs_operator.devenv.kubectl import Kubectl
 from acgs_operator.devenv.process import ServiceError

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from acgs_operator.devenv.kubectl import Kubectl
 
 TJ = {"component": "constitutional-ai", "constitutionRef": {"name": "default"}}

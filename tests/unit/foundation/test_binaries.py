@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from acgs_operator.devenv import binaries
 
 GOMOD = """module k8s.io/kubernetes

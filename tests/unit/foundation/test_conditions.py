@@ -1,4 +1,5 @@
 import pytest
+
 from acgs_operator.conditions import find, is_true, set_condition
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"

@@ -4,8 +4,9 @@ import hashlib
 import json
 
 import pytest
-from acgs_operator import constitutions
 from pydantic import ValidationError
+
+from acgs_operator import constitutions
 
 GOOD = 'package acgs.privacy\n\nviolation contains "pii exposed" if input.decision.exposes_pii\n'
 BROKEN = "package acgs.broken\n\nviolation contains msg if {\n"

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from acgs_operator.api import crdgen
 from acgs_operator.api.v1alpha1 import KINDS, Kind
 

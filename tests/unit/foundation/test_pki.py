@@ -1,8 +1,9 @@
 from pathlib import Path
 
-from acgs_operator.devenv import pki
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+
+from acgs_operator.devenv import pki
 
 
 def test_pki_chain_and_identities(tmp_path: Path) -> None:
