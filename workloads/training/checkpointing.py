@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import torch
+
 from acgs_workloads.training.history import History
 
 STATE_FILE = "train_state.pt"

@@ -10,9 +10,10 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+
 from acgs_workloads.artifacts import exists, join_uri, read_bytes, write_bytes
 from acgs_workloads.config import Progress
-from acgs_workloads.training.checkpointing import state_from_bytes, state_to_bytes
+from acgs_workloads.training.checkpointing import STATE_FILE, state_from_bytes, state_to_bytes
 from acgs_workloads.training.progress import emit_progress_line
 
 log = logging.getLogger(__name__)
@@ -89,13 +90,13 @@ class LocalContext(WorkerContext):
         if not exists(pointer):
             return None
         name = read_bytes(pointer).decode().strip()
-        return state_from_bytes(read_bytes(join_uri(self.checkpoint_root, name, "train_state.pt")))
+        return state_from_bytes(read_bytes(join_uri(self.checkpoint_root, name, STATE_FILE)))
 
     def end_epoch(self, metrics: dict[str, float], state: Callable[[], dict[str, Any]] | None) -> None:
         if state is None or self.checkpoint_root is None:
             return
         name = f"epoch_{int(metrics['epoch']):05d}"
-        write_bytes(join_uri(self.checkpoint_root, name, "train_state.pt"), state_to_bytes(state()))
+        write_bytes(join_uri(self.checkpoint_root, name, STATE_FILE), state_to_bytes(state()))
         write_bytes(join_uri(self.checkpoint_root, "latest"), name.encode())
         log.info("checkpoint %s written under %s", name, self.checkpoint_root)
 

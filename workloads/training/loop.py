@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from acgs_workloads.config import TrainingSpec, TrainRunConfig
 from acgs_workloads.training.checkpointing import cpu_state_dict, restore, snapshot
 from acgs_workloads.training.context import WorkerContext
@@ -39,7 +40,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
     if ctx is None:
         from acgs_workloads.training.ray_context import RayContext
 
-        ctx = RayContext(config.get("monitor"), emit_events=bool(config.get("emit_events", True)))
+        emit = bool(config.get("emit_events", True))
+        ctx = RayContext(config.get("monitor"), emit_events=emit, run_storage=config.get("run_storage"))
     build_task: BuildTask = config["build_task"]
     interval = float(config.get("progress_interval_s", PROGRESS_INTERVAL_S))
     return train(ctx, build_task, cfg, progress_interval_s=interval)

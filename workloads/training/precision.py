@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Literal
 
 import torch
+
 from acgs_workloads.config import MixedPrecision
 
 Precision = Literal["bf16", "fp16", "off"]

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
+import pyarrow.fs as pafs
 import ray
 import ray.train
 import ray.train.torch
 import torch
+
+from acgs_workloads.artifacts import join_uri, read_bytes, resolve
 from acgs_workloads.config import Progress
-from acgs_workloads.training.checkpointing import load_from_directory, save_to_directory
+from acgs_workloads.training.checkpointing import STATE_FILE, load_from_directory, save_to_directory, state_from_bytes
 from acgs_workloads.training.context import WorkerContext
 from acgs_workloads.training.progress import emit_progress_line
+
+log = logging.getLogger(__name__)
 
 
 class RunMonitor:
@@ -40,15 +46,35 @@ def start_monitor() -> Any:
     return ray.remote(num_cpus=0)(RunMonitor).remote()
 
 
+def newest_persisted_state(run_storage: str) -> dict[str, Any] | None:
+    """The training state in the newest readable ``checkpoint_*`` directory under ``run_storage``."""
+    fs, base = resolve(run_storage)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+    except OSError:
+        return None
+    names = sorted(
+        (i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")),
+        reverse=True,
+    )
+    for name in names:  # Ray names checkpoints by time: newest first
+        try:
+            return state_from_bytes(read_bytes(join_uri(run_storage, name, STATE_FILE)))
+        except Exception as exc:  # a checkpoint cut off mid-write: try the one before
+            log.warning("skipping unreadable checkpoint %s: %s", name, exc)
+    return None
+
+
 class RayContext(WorkerContext):
     """A Ray Train worker: ranks from the train context, DDP through ``prepare_model``, ``report`` checkpoints."""
 
-    def __init__(self, monitor: Any | None, emit_events: bool = True) -> None:
+    def __init__(self, monitor: Any | None, emit_events: bool = True, run_storage: str | None = None) -> None:
         ctx = ray.train.get_context()
         self.rank = ctx.get_world_rank()
         self.world_size = ctx.get_world_size()
         self.device = ray.train.torch.get_device()
         self.monitor = monitor
+        self.run_storage = run_storage
         self.emit_events = emit_events
         self.attempt = 1
         if self.is_chief and monitor is not None:
@@ -58,11 +84,22 @@ class RayContext(WorkerContext):
         return ray.train.torch.prepare_model(model)
 
     def latest_state(self) -> dict[str, Any] | None:
+        """The newest of Ray's latest registered checkpoint and the newest complete one in the run's storage.
+
+        Ray Train registers a reported checkpoint only when its controller next polls the workers (every 2 s):
+        a worker group that fails right after ``report`` loses that registration although the checkpoint was
+        persisted. Scanning the run's storage recovers it, so at most ``checkpointEvery`` epochs are lost.
+        """
+        states: list[dict[str, Any]] = []
         checkpoint = ray.train.get_checkpoint()
-        if checkpoint is None:
-            return None
-        with checkpoint.as_directory() as directory:
-            return load_from_directory(directory)
+        if checkpoint is not None:
+            with checkpoint.as_directory() as directory:
+                states.append(load_from_directory(directory))
+        if self.run_storage is not None:
+            persisted = newest_persisted_state(self.run_storage)
+            if persisted is not None:
+                states.append(persisted)
+        return max(states, key=lambda s: int(s["history"]["epoch"]), default=None)
 
     def end_epoch(self, metrics: dict[str, float], state: Callable[[], dict[str, Any]] | None) -> None:
         if state is None or not self.is_chief:

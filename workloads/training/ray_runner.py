@@ -8,13 +8,14 @@ from typing import Any
 
 import ray
 import ray.train
+from ray.train.torch import TorchTrainer
+
 from acgs_workloads.config import TrainRunConfig
 from acgs_workloads.training.checkpointing import load_from_directory
 from acgs_workloads.training.loop import PROGRESS_INTERVAL_S, train_loop_per_worker
 from acgs_workloads.training.ray_context import start_monitor
 from acgs_workloads.training.runner import ProgressPump, outcome_from_result
 from acgs_workloads.training.task import BuildTask, ProgressCallback, TrainOutcome
-from ray.train.torch import TorchTrainer
 
 
 def storage_path(cfg: TrainRunConfig) -> str:
@@ -42,6 +43,7 @@ def make_trainer(
             "monitor": monitor,
             "emit_events": emit_events,
             "progress_interval_s": progress_interval_s,
+            "run_storage": storage_path(cfg).rstrip("/") + "/" + cfg.run_id,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=res.workers, use_gpu=res.gpus_per_worker > 0, resources_per_worker=per_worker

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import torch
+
 from acgs_workloads.artifacts import join_uri
 from acgs_workloads.config import Progress, TrainRunConfig
 from acgs_workloads.training.context import LocalContext

@@ -6,6 +6,7 @@ import math
 from functools import partial
 
 import torch
+
 from acgs_workloads.config import SchedulerSpec, SchedulerType
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
 from acgs_workloads.config import Progress, TrainRunConfig
 
 Batch = dict[str, torch.Tensor]

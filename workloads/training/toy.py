@@ -7,9 +7,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
 from acgs_workloads.config import ConstitutionSnapshot, TrainRunConfig
 from acgs_workloads.training.task import Batch, TrainTask
-from torch.utils.checkpoint import checkpoint
 
 FEATURES = 16
 CLASSES = 4
