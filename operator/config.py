@@ -14,6 +14,10 @@ ANNOTATION_PREFIX = "acgs.io"
 class OperatorConfig(BaseModel):
     ray_address: str = Field(default="http://127.0.0.1:8265", description="Default Ray dashboard URL.")
     artifact_root: str = Field(default="/tmp/acgs-artifacts", description="Where training runs write artifacts.")
+    ray_python: str = Field(default="python", description="Python on the Ray nodes that runs the training entrypoint.")
+    serve_url: str = Field(
+        default="", description="Base URL of Ray Serve's HTTP proxy; default: dashboard host, port 8000."
+    )
     metrics_port: int = Field(default=9090, ge=0, le=65535, description="Prometheus metrics port; 0 disables.")
     health_port: int = Field(default=8080, ge=0, le=65535, description="Liveness probe port; 0 disables.")
     watch_server_timeout: int = Field(default=300, ge=10, description="Seconds the API server keeps a watch open.")

@@ -9,6 +9,7 @@ from typing import Any
 from acgs_operator.api.v1alpha1 import ConstitutionSpec
 from acgs_operator.conditions import Condition, set_condition
 from acgs_operator.reasons import ConditionType, Reason
+from acgs_workloads.config import ConstitutionSnapshot, Principle
 from acgs_workloads.constitution import compile_errors, constitution_hash
 
 
@@ -67,3 +68,20 @@ def invalid_status(
             conditions, ConditionType.VALID, False, Reason.INVALID_SPEC, message, generation, now
         ),
     }
+
+
+def resolve(entry: Mapping[str, Any] | None, name: str) -> tuple[ConstitutionSnapshot | None, str]:
+    """A Valid, up-to-date Constitution as a snapshot; otherwise None and why not.
+
+    ``entry`` is what the constitutions index holds: ``{"spec", "status", "generation"}``.
+    """
+    if entry is None:
+        return None, f"Constitution {name} not found"
+    status, generation = entry.get("status") or {}, entry.get("generation")
+    valid = next((c for c in status.get("conditions") or [] if c.get("type") == ConditionType.VALID), None)
+    if status.get("observedGeneration") != generation or valid is None:
+        return None, f"Constitution {name} has not been checked yet"
+    if valid.get("status") != "True":
+        return None, f"Constitution {name} is not Valid: {valid.get('message', '')}"
+    principles = [Principle.model_validate(p) for p in (entry.get("spec") or {}).get("principles", [])]
+    return ConstitutionSnapshot(name=name, hash=status["hash"], principles=principles), ""

@@ -9,6 +9,7 @@ import kopf
 
 from acgs_operator import metrics
 from acgs_operator.config import ANNOTATION_PREFIX, FINALIZER, OperatorConfig
+from acgs_operator.rayclient.registry import RayClients
 
 
 @kopf.on.startup()
@@ -28,6 +29,7 @@ def configure(
     # kopf's own per-object log lines stay in the log; events are posted by handlers with typed reasons
     settings.posting.level = logging.WARNING
     memo.config = config
+    memo.rays = RayClients(config.ray_address)
     metrics.serve(config.metrics_port)
     logger.info("ACGS operator configured: %s", config.model_dump())
 

@@ -1,0 +1,238 @@
+"""TrainingJob: submit one Ray job per generation, follow it, publish progress and results in status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from acgs_operator import constitutions, events, trainingjobs
+from acgs_operator.api.v1alpha1 import GROUP, VERSION, TrainingJobSpec
+from acgs_operator.conditions import now_iso
+from acgs_operator.handlers.indexes import first
+from acgs_operator.metrics import APPLY_TO_RUNNING, ERRORS, PHASES, RECONCILES
+from acgs_operator.rayclient import JobStatus, RayClient, RayUnavailable
+from acgs_operator.reasons import Reason
+from acgs_workloads.config import parse_events
+
+PLURAL = "trainingjobs"
+POLL_SECONDS = 5.0
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+def _parse(spec: kopf.Spec, body: kopf.Body, patch: kopf.Patch, generation: int) -> TrainingJobSpec:
+    try:
+        return TrainingJobSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        patch.status.update(trainingjobs.failed_status(Reason.INVALID_SPEC, str(exc), generation, None, now_iso()))
+        events.warning(body, Reason.INVALID_SPEC, str(exc))
+        raise kopf.PermanentError(f"invalid TrainingJob spec: {exc}") from exc
+
+
+def _ray(memo: kopf.Memo, job: TrainingJobSpec) -> RayClient:
+    return memo.rays.get(job.ray_cluster.address if job.ray_cluster else None)
+
+
+async def _stop(ray: RayClient, submission_id: str | None) -> bool:
+    if not submission_id:
+        return False
+    info = await ray.get_job(submission_id)
+    return info is not None and not info.status.terminal and await ray.stop_job(submission_id)
+
+
+def _ray_unavailable(exc: RayUnavailable, body: kopf.Body, patch: kopf.Patch, status: kopf.Status, gen: int) -> None:
+    conditions = status.get("conditions")
+    patch.status.update(trainingjobs.pending_status(Reason.RAY_UNAVAILABLE, str(exc), gen, conditions, now_iso()))
+    events.warning(body, Reason.RAY_UNAVAILABLE, str(exc))
+    ERRORS.labels("TrainingJob", Reason.RAY_UNAVAILABLE).inc()
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+async def reconcile_training_job(
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    namespace: str | None,
+    name: str,
+    uid: str,
+    retry: int,
+    logger: Logger,
+    constitutions_by_name: kopf.Index[Any, Any] | None = None,
+    **_: Any,
+) -> None:
+    generation: int = meta["generation"]
+    namespace = namespace or "default"
+    job = _parse(spec, body, patch, generation)
+    ray, sid = _ray(memo, job), trainingjobs.submission_id(name, uid, generation)
+    previous = (status.get("rayJob") or {}).get("submissionId")
+    try:
+        if previous != sid and await _stop(ray, previous):
+            events.normal(body, Reason.SPEC_CHANGED, f"stopped Ray job {previous} of an older generation")
+        if job.suspend:
+            if await _stop(ray, sid):
+                events.normal(body, Reason.SUSPENDED, f"stopped Ray job {sid}")
+            patch.status.update(trainingjobs.suspended_status(generation, status.get("conditions"), now_iso()))
+            return
+        if status.get("observedGeneration") == generation and status.get("phase") in trainingjobs.TERMINAL_PHASES:
+            return  # this generation is done; nothing to re-attach to
+        info = await ray.get_job(sid)
+        if info is None:
+            snapshot = _constitution(job, namespace, constitutions_by_name, status, generation, patch)
+            request = trainingjobs.build_ray_job(
+                namespace=namespace,
+                name=name,
+                uid=uid,
+                generation=generation,
+                spec=job,
+                constitution=snapshot,
+                artifact_root=memo.config.artifact_root,
+                python=memo.config.ray_python,
+            )
+            await ray.submit_job(
+                submission_id=sid,
+                entrypoint=request.entrypoint,
+                runtime_env=request.runtime_env,
+                metadata=request.metadata,
+            )
+            events.normal(body, Reason.SUBMITTED, f"submitted Ray job {sid} ({job.component}) to {ray.dashboard_url}")
+            info = await ray.get_job(sid)
+            patch.status["startTime"] = now_iso()
+        elif retry == 0:
+            logger.info("re-attached to Ray job %s (%s)", sid, info.status)
+    except RayUnavailable as exc:
+        _ray_unavailable(exc, body, patch, status, generation)
+        raise kopf.TemporaryError(str(exc), delay=min(60, 2 ** min(retry, 5))) from exc
+    observation = trainingjobs.Observation(job=info)
+    patch.status.update(
+        trainingjobs.observed_status(
+            observation,
+            generation=generation,
+            conditions=status.get("conditions"),
+            now=now_iso(),
+            dashboard_url=ray.dashboard_url,
+        )
+    )
+    RECONCILES.labels("TrainingJob", "ok").inc()
+
+
+def _constitution(
+    job: TrainingJobSpec,
+    namespace: str,
+    index: kopf.Index[Any, Any] | None,
+    status: kopf.Status,
+    generation: int,
+    patch: kopf.Patch,
+) -> Any:
+    ref = job.constitution_ref.name
+    snapshot, why = constitutions.resolve(first(index, (namespace, ref)), ref)
+    if snapshot is None:
+        conditions = status.get("conditions")
+        patch.status.update(
+            trainingjobs.pending_status(Reason.CONSTITUTION_NOT_READY, why, generation, conditions, now_iso())
+        )
+        raise kopf.TemporaryError(why, delay=5)
+    return snapshot
+
+
+def _active(spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+    return (
+        not spec.get("suspend")
+        and bool((status.get("rayJob") or {}).get("submissionId"))
+        and status.get("observedGeneration") == meta.get("generation")
+        and status.get("phase") not in trainingjobs.TERMINAL_PHASES
+    )
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=POLL_SECONDS, when=_active)
+async def follow_training_job(
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: Logger,
+    **_: Any,
+) -> None:
+    generation: int = meta["generation"]
+    job = TrainingJobSpec.model_validate(dict(spec))
+    ray, sid = _ray(memo, job), status["rayJob"]["submissionId"]
+    try:
+        info = await ray.get_job(sid)
+        logs = await ray.job_logs(sid) if info is not None and info.status is not JobStatus.PENDING else ""
+        if trainingjobs.deadline_exceeded(
+            status.get("startTime"), job.active_deadline_seconds, dt.datetime.now(dt.UTC)
+        ):
+            await _stop(ray, sid)
+            message = f"activeDeadlineSeconds={job.active_deadline_seconds} exceeded; stopped Ray job {sid}"
+            patch.status.update(
+                trainingjobs.failed_status(
+                    Reason.DEADLINE_EXCEEDED, message, generation, status.get("conditions"), now_iso()
+                )
+            )
+            events.warning(body, Reason.DEADLINE_EXCEEDED, message)
+            return
+    except RayUnavailable as exc:
+        _ray_unavailable(exc, body, patch, status, generation)
+        return  # the timer comes back: that is the backoff
+    if info is None:
+        message = f"Ray no longer knows job {sid} (cluster restarted?)"
+        patch.status.update(
+            trainingjobs.failed_status(Reason.RAY_JOB_LOST, message, generation, status.get("conditions"), now_iso())
+        )
+        events.warning(body, Reason.RAY_JOB_LOST, message)
+        return
+    observation = trainingjobs.Observation(job=info, events=parse_events(logs), logs=logs)
+    new = trainingjobs.observed_status(
+        observation,
+        generation=generation,
+        conditions=status.get("conditions"),
+        now=now_iso(),
+        dashboard_url=ray.dashboard_url,
+    )
+    patch.status.update(new)
+    _announce(body, status.get("phase"), new, meta)
+
+
+def _announce(body: kopf.Body, old_phase: str | None, new: dict[str, Any], meta: kopf.Meta) -> None:
+    phase = new.get("phase")
+    PHASES.record("TrainingJob", f"{meta.get('namespace')}/{meta.get('name')}", phase)
+    if phase == old_phase:
+        return
+    if phase == "Running":
+        APPLY_TO_RUNNING.observe(_seconds_since(meta.get("creationTimestamp")))
+    failed = next((c for c in new.get("conditions", []) if c["type"] == "Failed" and c["status"] == "True"), None)
+    if failed:
+        events.warning(body, Reason(failed["reason"]), failed["message"])
+    elif phase in ("Running", "Evaluating", "Succeeded"):
+        complete = next((c for c in new.get("conditions", []) if c["type"] == "Complete"), None)
+        events.normal(body, Reason(phase), complete["message"] if complete else f"phase {phase}")
+
+
+def _seconds_since(timestamp: str | None) -> float:
+    if not timestamp:
+        return 0.0
+    created = dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    return max(0.0, (dt.datetime.now(dt.UTC) - created).total_seconds())
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def stop_training_job(
+    spec: kopf.Spec, status: kopf.Status, body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any
+) -> None:
+    job = TrainingJobSpec.model_validate(dict(spec))
+    sid = (status.get("rayJob") or {}).get("submissionId")
+    try:
+        if await _stop(_ray(memo, job), sid):
+            logger.info("stopped Ray job %s on deletion", sid)
+    except RayUnavailable as exc:
+        raise kopf.TemporaryError(f"cannot stop Ray job {sid} yet: {exc}", delay=10) from exc
+    PHASES.forget("TrainingJob", f"{body.metadata.namespace}/{body.metadata.name}")
