@@ -62,8 +62,13 @@ class Component(ABC):
                 constitution_hash: str) -> BaseModel:
         """The response for request ``index`` of ``cols``."""
 
+    @abstractmethod
+    def request_for(self, cols: Columns, index: int, constitution_hash: str) -> dict[str, Any]:
+        """A request (JSON body) equivalent to row ``index`` of ``cols``."""
+
     def prepare_for_inference(self, model: nn.Module) -> None:
         """Put a trained model into its serving configuration (default: nothing to do)."""
+        return None
 
     def extra_metrics(self, model: nn.Module, cols: Columns, predicted: np.ndarray, spec: ModelSpec) -> dict[str, Any]:
         """Component-specific figures computed on the test split."""

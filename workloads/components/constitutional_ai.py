@@ -95,6 +95,15 @@ class ConstitutionalAI(Component):
         cols["scenario"] = np.array([SCENARIOS.index(r.scenario) for r in requests], dtype=np.int64)
         return cols
 
+    def request_for(self, cols: Columns, index: int, constitution_hash: str) -> dict[str, Any]:
+        return {
+            "scenario": SCENARIOS[int(cols["scenario"][index])],
+            "context": request_features(cols, index),
+            "user_request": "please review this request",
+            "principles": [],
+            "constitutional_hash": constitution_hash,
+        }
+
     def respond(self, request: Any, cols: Columns, index: int, predicted: int, probabilities: np.ndarray,
                 constitution_hash: str) -> BaseModel:
         row = request_features(cols, index)
@@ -102,7 +111,7 @@ class ConstitutionalAI(Component):
         allowed = int(constitutional_minimum({k: v[index : index + 1] for k, v in cols.items()},
                                              cols["harm_score"][index : index + 1])[0])
         return ConstitutionalResponse(
-            decision=decision,  # type: ignore[arg-type]
+            decision=decision,
             safeguards=safeguards_for(row, decision),
             reasoning=reasoning(row, decision),
             compliance_score=round(float(probabilities[allowed:].sum()), 6),

@@ -33,10 +33,7 @@ def _to_numpy(column: pa.ChunkedArray) -> np.ndarray:
 def read_columns(uri: str, component: Component) -> Columns:
     """Columns from a JSONL or Parquet file; ``label`` may be a class index or a class name."""
     data = read_bytes(uri)
-    if uri.endswith(".parquet"):
-        table = pq.read_table(io.BytesIO(data))
-    else:
-        table = pajson.read_json(io.BytesIO(data))
+    table = pq.read_table(io.BytesIO(data)) if uri.endswith(".parquet") else pajson.read_json(io.BytesIO(data))
     cols = {name: _to_numpy(table.column(name)) for name in table.column_names}
     if LABEL not in cols:
         raise ValueError(f"dataset {uri} has no {LABEL!r} column")

@@ -172,12 +172,24 @@ class MultiAgentCoordination(Component):
             "risk": np.array([RISK_LEVELS.index(r.risk_level) for r in requests], dtype=np.int64),
         }
 
+    def request_for(self, cols: Columns, index: int, constitution_hash: str) -> dict[str, Any]:
+        return {
+            "scenario": "generated",
+            "agents": [{"name": f"{r}-1", "role": r} for j, r in enumerate(ROLES) if cols["present"][index, j]],
+            "task": TASKS[int(cols["task"][index])],
+            "priority": PRIORITIES[int(cols["priority"][index])],
+            "contains_pii": bool(cols["contains_pii"][index]),
+            "risk_level": RISK_LEVELS[int(cols["risk"][index])],
+            "constitutional_hash": constitution_hash,
+        }
+
     def respond(self, request: Any, cols: Columns, index: int, predicted: int, probabilities: np.ndarray,
                 constitution_hash: str) -> BaseModel:
         lead_role, strategy = divmod(predicted, len(STRATEGIES))
         lead = next(a for a in request.agents if a.role == ROLES[lead_role])
         assignments = {
-            a.name: ("lead: coordinate the team and " if a.name == lead.name else "") + f"{SUBTASKS[a.role]} ({request.task})"
+            a.name: ("lead: coordinate the team and " if a.name == lead.name else "")
+            + f"{SUBTASKS[a.role]} ({request.task})"
             for a in request.agents
         }
         return CoordinationResponse(

@@ -126,11 +126,22 @@ class PerformanceOptimization(Component):
             "slo_p99_ms": np.array([r.slo_p99_ms for r in requests], dtype=np.float64),
         }
 
+    def request_for(self, cols: Columns, index: int, constitution_hash: str) -> dict[str, Any]:
+        return {
+            "request_rate_rps": float(cols["request_rate_rps"][index]),
+            "slo_p99_ms": float(cols["slo_p99_ms"][index]),
+            "tokens_per_request": int(cols["tokens"][index]),
+            "gpu": bool(cols["gpu"][index]),
+            "base_ms": float(cols["base_ms"][index]),
+            "per_item_ms": float(cols["per_item_ms"][index]),
+            "constitutional_hash": constitution_hash,
+        }
+
     def respond(self, request: Any, cols: Columns, index: int, predicted: int, probabilities: np.ndarray,
                 constitution_hash: str) -> BaseModel:
         batch, replicas = BATCH_SIZES[predicted // len(REPLICAS)], REPLICAS[predicted % len(REPLICAS)]
         capacity, p99 = estimates(cols["base_ms"][index], cols["per_item_ms"][index],
-                                  cols["request_rate_rps"][index], np.float64(batch), np.float64(replicas))
+                                  cols["request_rate_rps"][index], np.array(float(batch)), np.array(float(replicas)))
         return ServingConfig(
             batch_size=batch,
             replicas=replicas,

@@ -138,6 +138,15 @@ class PolicyGovernance(Component):
         cols["scope"] = np.array([SCOPES.index(r.scope) for r in requests], dtype=np.int64)
         return cols
 
+    def request_for(self, cols: Columns, index: int, constitution_hash: str) -> dict[str, Any]:
+        return {
+            "policy_type": POLICY_TYPES[int(cols["policy_type"][index])],
+            "framework": FRAMEWORKS[int(cols["framework"][index])],
+            "scope": SCOPES[int(cols["scope"][index])],
+            "context": request_features(cols, index),
+            "constitutional_hash": constitution_hash,
+        }
+
     def policy_for(self, cols: Columns, index: int, predicted: int) -> str:
         decision = DECISIONS[predicted]
         return generate_policy(
@@ -153,7 +162,7 @@ class PolicyGovernance(Component):
         policy = self.policy_for(cols, index, predicted)
         return PolicyResponse(
             policy=policy,
-            decision=DECISIONS[predicted],  # type: ignore[arg-type]
+            decision=DECISIONS[predicted],
             compiled=policy_compiles(policy),
             constitutional_hash=constitution_hash,
         )

@@ -67,11 +67,11 @@ def decode(tokens: np.ndarray) -> Columns:
 
     def has(lo: int, hi: int | None = None) -> np.ndarray:
         hi = lo if hi is None else hi
-        return ((tokens >= lo) & (tokens <= hi)).any(axis=1)
+        return np.asarray(((tokens >= lo) & (tokens <= hi)).any(axis=1))
 
     def affirmed(keyword: int) -> np.ndarray:
         at = tokens == keyword
-        return (at & (prev != NOT)).any(axis=1)
+        return np.asarray((at & (prev != NOT)).any(axis=1))
 
     risk_hits = (tokens >= RISK) & (tokens <= RISK + 3)
     harm_hits = (tokens >= HARM) & (tokens <= HARM + 9)

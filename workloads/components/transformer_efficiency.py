@@ -120,12 +120,15 @@ class TransformerEfficiency(Component):
         cols["tokens"] = tokens
         return cols
 
+    def request_for(self, cols: Columns, index: int, constitution_hash: str) -> dict[str, Any]:
+        return {"tokens": [int(t) for t in cols["tokens"][index]], "constitutional_hash": constitution_hash}
+
     def respond(self, request: Any, cols: Columns, index: int, predicted: int, probabilities: np.ndarray,
                 constitution_hash: str) -> BaseModel:
         row = request_features(cols, index)
         decision = DECISIONS[predicted]
         return TokenResponse(
-            decision=decision,  # type: ignore[arg-type]
+            decision=decision,
             safeguards=safeguards_for(row, decision),
             reasoning=reasoning(row, decision),
             constitutional_hash=constitution_hash,

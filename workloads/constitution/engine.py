@@ -1,4 +1,10 @@
-"""Thin, typed access to the real Rego engine (regopy / rego-cpp): quiet module loading and JSON queries."""
+"""Thin, typed access to the real Rego engine (regopy / rego-cpp): quiet module loading and JSON queries.
+
+regopy is imported lazily, on first use: loading ``librego_shared.so`` before torch makes the later
+``import torch`` abort the process ("double free or corruption"), whereas torch first, regopy second works.
+Processes that use both (training, serving, tests) should import torch first; importing this module
+does not load the engine.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from regopy import Interpreter, RegoError
-from regopy.rego_shared import rego_free_output, rego_output_string, rego_query
+if TYPE_CHECKING:
+    from regopy import Interpreter
 
 _FD_LOCK = threading.Lock()
 _ERRMSG = re.compile(r"\(errormsg \d+:([^\n]*?)\)\s*$", re.MULTILINE)
@@ -61,6 +67,8 @@ def readable_error(raw: str, source: str | None = None) -> str:
 
 def new_interpreter(modules: dict[str, str]) -> Interpreter:
     """An interpreter holding ``modules`` (file name -> source); raises RegoEvalError on a bad module."""
+    from regopy import Interpreter, RegoError
+
     interpreter = Interpreter()
     for name, source in modules.items():
         try:
@@ -77,6 +85,8 @@ def query_json(interpreter: Interpreter, query: str) -> Any:
     regopy reports some runtime errors (e.g. an unknown function) as an ``ok`` output whose text is an
     error tree, so the raw text is inspected here rather than trusting ``Output.ok()``.
     """
+    from regopy.rego_shared import rego_free_output, rego_output_string, rego_query
+
     impl = rego_query(interpreter._impl, query)
     try:
         text = rego_output_string(impl)
@@ -100,6 +110,8 @@ def query_json(interpreter: Interpreter, query: str) -> Any:
 
 def set_input(interpreter: Interpreter, value: Any) -> None:
     """Set the ``input`` document (JSON-encodable)."""
+    from regopy import RegoError
+
     try:
         interpreter.set_input(value)
     except RegoError as error:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from acgs_workloads.config import ConstitutionSnapshot
 from acgs_workloads.constitution.hashing import as_principles, constitution_hash
 
