@@ -39,6 +39,7 @@ class Reason(StrEnum):
     # any kind
     CONSTITUTION_NOT_READY = "ConstitutionNotReady"
     RAY_UNAVAILABLE = "RayUnavailable"
+    SECRET_UNAVAILABLE = "SecretUnavailable"
     INVALID_SPEC = "InvalidSpec"
     RECONCILE_ERROR = "ReconcileError"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -30,8 +31,21 @@ def configure(
     settings.posting.level = logging.WARNING
     memo.config = config
     memo.rays = RayClients(config.ray_address)
+    memo.serve_lock = asyncio.Lock()  # the Serve REST API replaces the whole config: one writer at a time
+    memo.core_v1 = kubernetes_core_v1()
     metrics.serve(config.metrics_port)
     logger.info("ACGS operator configured: %s", config.model_dump())
+
+
+def kubernetes_core_v1() -> Any:
+    """A CoreV1Api for reading Secrets (in-cluster credentials, else the current kubeconfig)."""
+    import kubernetes
+
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    return kubernetes.client.CoreV1Api()
 
 
 @kopf.on.probe(id="config")

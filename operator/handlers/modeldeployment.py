@@ -1,0 +1,231 @@
+"""ModelDeployment: gate the model on its constitution, then keep its Ray Serve application in place."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import logging
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from acgs_operator import constitutions, events
+from acgs_operator import modeldeployments as mds
+from acgs_operator.api.v1alpha1 import GROUP, VERSION, ModelDeploymentSpec
+from acgs_operator.conditions import now_iso, set_condition
+from acgs_operator.handlers.indexes import first
+from acgs_operator.metrics import APPLY_TO_READY, ERRORS, PHASES, RECONCILES
+from acgs_operator.rayclient import RayClient, RayUnavailable
+from acgs_operator.reasons import ConditionType, Reason
+from acgs_workloads import storage
+
+PLURAL = "modeldeployments"
+POLL_SECONDS = 5.0
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+class SecretUnavailable(Exception):
+    """The API-key Secret named by spec.auth cannot be read."""
+
+
+async def _evidence(
+    md: ModelDeploymentSpec, namespace: str, tj_index: kopf.Index[Any, Any] | None
+) -> mds.ModelEvidence:
+    ref = md.model.training_job_ref
+    if ref is not None:
+        return mds.evidence_from_training_job(first(tj_index, (namespace, ref.name)), namespace, ref.name)
+    uri = md.model.uri or ""
+    try:
+        metadata = await asyncio.to_thread(storage.read_metadata, uri)
+    except (storage.StorageError, OSError, ValueError, KeyError) as exc:
+        return mds.ModelEvidence(None, uri, None, None, None, complete=False, not_ready=f"cannot read {uri}: {exc}")
+    return mds.evidence_from_metadata(metadata, storage.weights_uri_of(uri))
+
+
+async def _api_key_sha256(memo: kopf.Memo, md: ModelDeploymentSpec, namespace: str) -> str | None:
+    if md.auth is None:
+        return None
+    ref = md.auth.api_key_secret_ref
+    try:
+        secret = await asyncio.to_thread(memo.core_v1.read_namespaced_secret, ref.name, namespace)
+    except Exception as exc:  # kubernetes ApiException or transport errors
+        raise SecretUnavailable(f"Secret {namespace}/{ref.name} cannot be read: {getattr(exc, 'reason', exc)}") from exc
+    value = (secret.data or {}).get(ref.key)
+    if value is None:
+        raise SecretUnavailable(f"Secret {namespace}/{ref.name} has no key {ref.key}")
+    return hashlib.sha256(base64.b64decode(value)).hexdigest()
+
+
+async def _apply(ray: RayClient, lock: asyncio.Lock, app: str, desired: dict[str, Any] | None) -> tuple[bool, Any]:
+    """Put this application's desired config into Ray Serve; returns (changed, current applications)."""
+    async with lock:
+        current = await ray.serve_applications()
+        if not mds.needs_update(current, app, desired):
+            return False, current
+        config = mds.compose(current, app, desired)
+        if config:
+            await ray.put_serve_applications(config)
+        else:
+            await ray.delete_serve_applications()
+        return True, await ray.serve_applications()
+
+
+async def _reconcile(
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    namespace: str,
+    name: str,
+    indexes: dict[str, Any],
+) -> None:
+    generation: int = meta["generation"]
+    md = ModelDeploymentSpec.model_validate(dict(spec))
+    ref = md.constitution_ref.name
+    constitution, why = constitutions.resolve(first(indexes["constitutions_by_name"], (namespace, ref)), ref)
+    evidence = await _evidence(md, namespace, indexes["trainingjobs_by_name"])
+    verdict = mds.gate(md, constitution, why, evidence)
+    ray = memo.rays.get(md.ray_cluster.address if md.ray_cluster else None)
+    app, now, conditions = mds.app_name(namespace, name), now_iso(), status.get("conditions")
+    desired = None
+    if verdict.passed and constitution is not None:
+        desired = mds.serve_application(
+            namespace=namespace,
+            name=name,
+            spec=md,
+            evidence=evidence,
+            constitution=constitution,
+            api_key_sha256=await _api_key_sha256(memo, md, namespace),
+        )
+    changed, current = await _apply(ray, memo.serve_lock, app, desired)
+    if verdict.passed:
+        new = mds.serving_status(
+            current.get(app),
+            verdict,
+            evidence,
+            md,
+            generation,
+            conditions,
+            now,
+            mds.serve_url(memo.config.serve_url, ray.dashboard_url),
+        )
+    else:
+        new = mds.blocked_status(verdict, evidence, generation, conditions, now, md.compliance.min_score)
+    patch.status.update(new)
+    _announce(body, meta, status, new, verdict, changed)
+    RECONCILES.labels("ModelDeployment", new["phase"].lower()).inc()
+
+
+def _announce(
+    body: kopf.Body, meta: kopf.Meta, old: kopf.Status, new: dict[str, Any], verdict: mds.GateVerdict, changed: bool
+) -> None:
+    key = f"{meta.get('namespace')}/{meta.get('name')}"
+    PHASES.record("ModelDeployment", key, new["phase"])
+    if changed and not verdict.passed:
+        events.warning(body, verdict.reason, f"Serve application withdrawn: {verdict.message}")
+    elif changed:
+        events.normal(
+            body, Reason.DEPLOYING, f"Serve application {mds.app_name(meta['namespace'], meta['name'])} configured"
+        )
+    if new["phase"] == old.get("phase"):
+        return
+    if new["phase"] == "Blocked":
+        events.warning(body, verdict.reason, verdict.message)
+    elif new["phase"] == "Ready":
+        APPLY_TO_READY.observe(_seconds_since(meta.get("creationTimestamp")))
+        events.normal(body, Reason.READY, f"serving at {new.get('url')}")
+    elif new["phase"] == "Failed":
+        ready = next(c for c in new["conditions"] if c["type"] == ConditionType.READY)
+        events.warning(body, Reason(ready["reason"]), ready["message"])
+
+
+def _seconds_since(timestamp: str | None) -> float:
+    if not timestamp:
+        return 0.0
+    created = dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    return max(0.0, (dt.datetime.now(dt.UTC) - created).total_seconds())
+
+
+def _unavailable(
+    exc: Exception, reason: Reason, body: kopf.Body, patch: kopf.Patch, status: kopf.Status, generation: int
+) -> None:
+    conditions = set_condition(
+        status.get("conditions"), ConditionType.READY, False, reason, str(exc), generation, now_iso()
+    )
+    patch.status.update({"conditions": conditions, "observedGeneration": generation})
+    events.warning(body, reason, str(exc))
+    ERRORS.labels("ModelDeployment", reason).inc()
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+async def reconcile_model_deployment(
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    namespace: str | None,
+    name: str,
+    retry: int,
+    constitutions_by_name: kopf.Index[Any, Any] | None = None,
+    trainingjobs_by_name: kopf.Index[Any, Any] | None = None,
+    **_: Any,
+) -> None:
+    indexes = {"constitutions_by_name": constitutions_by_name, "trainingjobs_by_name": trainingjobs_by_name}
+    try:
+        await _reconcile(spec, meta, status, body, patch, memo, namespace or "default", name, indexes)
+    except ValidationError as exc:
+        events.warning(body, Reason.INVALID_SPEC, str(exc))
+        raise kopf.PermanentError(f"invalid ModelDeployment spec: {exc}") from exc
+    except (RayUnavailable, SecretUnavailable) as exc:
+        reason = Reason.RAY_UNAVAILABLE if isinstance(exc, RayUnavailable) else Reason.SECRET_UNAVAILABLE
+        _unavailable(exc, reason, body, patch, status, meta["generation"])
+        raise kopf.TemporaryError(str(exc), delay=min(60, 2 ** min(retry, 5))) from exc
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=POLL_SECONDS, initial_delay=POLL_SECONDS)
+async def follow_model_deployment(
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    namespace: str | None,
+    name: str,
+    constitutions_by_name: kopf.Index[Any, Any] | None = None,
+    trainingjobs_by_name: kopf.Index[Any, Any] | None = None,
+    **_: Any,
+) -> None:
+    """Re-gate and follow the Serve application: constitution changes, training results, replica health."""
+    indexes = {"constitutions_by_name": constitutions_by_name, "trainingjobs_by_name": trainingjobs_by_name}
+    try:
+        await _reconcile(spec, meta, status, body, patch, memo, namespace or "default", name, indexes)
+    except ValidationError:
+        return  # the change handler reported it
+    except (RayUnavailable, SecretUnavailable) as exc:
+        reason = Reason.RAY_UNAVAILABLE if isinstance(exc, RayUnavailable) else Reason.SECRET_UNAVAILABLE
+        _unavailable(exc, reason, body, patch, status, meta["generation"])
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def remove_model_deployment(
+    spec: kopf.Spec, memo: kopf.Memo, namespace: str | None, name: str, logger: Logger, **_: Any
+) -> None:
+    override = (spec.get("rayCluster") or {}).get("address")
+    ray = memo.rays.get(override)
+    try:
+        changed, _ = await _apply(ray, memo.serve_lock, mds.app_name(namespace or "default", name), None)
+    except RayUnavailable as exc:
+        raise kopf.TemporaryError(f"cannot remove the Serve application yet: {exc}", delay=10) from exc
+    PHASES.forget("ModelDeployment", f"{namespace}/{name}")
+    if changed:
+        logger.info("removed Serve application %s", mds.app_name(namespace or "default", name))
