@@ -23,7 +23,7 @@ BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 REPLICAS = (1, 2, 4, 8, 16)
 CLASSES = tuple(f"{b}x{r}" for b in BATCH_SIZES for r in REPLICAS)
 MAX_BATCH_WAIT_MS = 20.0
-JITTER_SIGMA = 0.12
+JITTER_SIGMA = 0.1
 _B = np.array([b for b in BATCH_SIZES for _ in REPLICAS], dtype=np.float64)
 _R = np.array([r for _ in BATCH_SIZES for r in REPLICAS], dtype=np.float64)
 
@@ -79,7 +79,7 @@ class PerformanceOptimization(Component):
         speed = np.where(gpu, 0.15, 1.0)
         base = np.round((2.0 + tokens * 0.01) * speed, 3)
         per_item = np.round((0.2 + tokens * 0.004) * speed, 3)
-        rate = np.round(np.exp(rng.uniform(np.log(5), np.log(5000), examples)), 2)
+        rate = np.round(np.exp(rng.uniform(np.log(20), np.log(20000), examples)), 2)
         slo = np.round(np.exp(rng.uniform(np.log(15), np.log(1000), examples)), 1)
         jitter = np.exp(rng.normal(0.0, JITTER_SIGMA, examples))
         cols: Columns = {"tokens": tokens, "gpu": gpu, "base_ms": base, "per_item_ms": per_item,

@@ -56,7 +56,7 @@ class Predictor:
         spec = ModelSpec.model_validate(config.get("model", {}))
         self.metadata = meta
         self.load_state(loaded.state_dict, spec, str(meta.get("constitutionHash", "")))
-        self.artifact_sha256 = loaded.model.sha256
+        self.artifact_sha256 = loaded.artifact.sha256
 
     def load_state(self, state_dict: Mapping[str, torch.Tensor], spec: ModelSpec, constitution_hash: str) -> None:
         """Load weights directly (training driver, tests)."""

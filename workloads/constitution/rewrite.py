@@ -19,6 +19,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VIOLATION_BRACE = re.compile(r"^violation\s+contains\s+(?P<term>.+?)\s+if\s*\{(?P<body>.*)\}\s*$", re.DOTALL)
 _VIOLATION_EXPR = re.compile(r"^violation\s+contains\s+(?P<term>.+?)\s+if\s+(?P<body>[^{].*)$", re.DOTALL)
 _HELPER_BOOL = re.compile(r"^(?P<name>[A-Za-z_]\w*)\s+if\s*\{(?P<body>.*)\}\s*$", re.DOTALL)
+_HELPER_BOOL_EXPR = re.compile(r"^(?P<name>[A-Za-z_]\w*)\s+if\s+(?P<body>[^{].*)$", re.DOTALL)
 _HELPER_VALUE_IF = re.compile(r"^(?P<name>[A-Za-z_]\w*)\s*:=\s*(?P<value>.+?)\s+if\s*\{(?P<body>.*)\}\s*$", re.DOTALL)
 _HELPER_VALUE = re.compile(r"^(?P<name>[A-Za-z_]\w*)\s*:=\s*(?P<value>.+)$", re.DOTALL)
 
@@ -95,6 +96,13 @@ def statements(source: str) -> list[str]:
     return [s for s in result if s and not s.startswith("#")]
 
 
+def _helper(stmt: str) -> re.Match[str] | None:
+    return (
+        _HELPER_VALUE_IF.match(stmt) or _HELPER_BOOL.match(stmt) or _HELPER_BOOL_EXPR.match(stmt)
+        or _HELPER_VALUE.match(stmt)
+    )
+
+
 def batch_module(rego: str, package: str) -> str | None:
     """``rego`` rewritten under ``package``: ``violations(acgs_input_)`` is the union of its violation rules."""
     stmts = statements(rego)
@@ -104,7 +112,7 @@ def batch_module(rego: str, package: str) -> str | None:
     while changed:
         changed = False
         for stmt in stmts:
-            match = _HELPER_VALUE_IF.match(stmt) or _HELPER_BOOL.match(stmt) or _HELPER_VALUE.match(stmt)
+            match = _helper(stmt)
             if match is None or match.group("name") in helpers or stmt.startswith(("violation", "default")):
                 continue
             if _mentions(stmt, "input") or any(_mentions(stmt, h) for h in helpers):
@@ -131,7 +139,7 @@ def batch_module(rego: str, package: str) -> str | None:
             out.append(f"{name}({ARG}) := {{{term} |\n{body}\n}}")
             rules.append(name)
             continue
-        helper = _HELPER_VALUE_IF.match(stmt) or _HELPER_BOOL.match(stmt) or _HELPER_VALUE.match(stmt)
+        helper = _helper(stmt)
         if helper is not None and helper.group("name") in helpers:
             match = helper
             head = f"{match.group('name')}({ARG})"
