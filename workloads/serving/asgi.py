@@ -1,0 +1,173 @@
+"""Pure ASGI middleware of the model routes: request metrics, API-key auth and the body size limit.
+
+Plain ASGI (no ``BaseHTTPMiddleware``) so the per-request cost stays in the microseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from acgs_workloads.serving.auth import authorized
+from acgs_workloads.serving.metrics import ReplicaMetrics
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+KNOWN_ROUTES = frozenset({"/predict", "/health", "/metadata", "/openapi.json", "/docs", "/redoc"})
+REASON_BY_CODE = {
+    400: "malformed_body",
+    401: "unauthorized",
+    404: "unknown_route",
+    405: "method_not_allowed",
+    409: "constitution_mismatch",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+}
+
+
+def relative_path(scope: Scope) -> str:
+    """The path below the application's route prefix (Serve passes the prefix as ``root_path``)."""
+    path = str(scope.get("path", "/"))
+    root = str(scope.get("root_path", "") or "")
+    if root and root != "/" and path.startswith(root):
+        path = path[len(root):]
+    return path or "/"
+
+
+async def send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+                    ) -> None:
+    payload = json.dumps(body).encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                    *(headers or [])],
+    })
+    await send({"type": "http.response.body", "body": payload})
+
+
+class MetricsMiddleware:
+    """Counts every HTTP request by route and status code, with its latency and refusal reason; adds
+    ``headers`` (the served constitution hash) to every response."""
+
+    def __init__(self, app: ASGIApp, metrics: ReplicaMetrics, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.headers = list(headers or [])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                if self.headers:
+                    message = {**message, "headers": [*message.get("headers", []), *self.headers]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            path = relative_path(scope)
+            route = path if path in KNOWN_ROUTES else "other"
+            self.metrics.observe_request(route, status, time.perf_counter() - started)
+            if 400 <= status < 500:
+                state = scope.get("state") or {}
+                reason = state.get("refusal") or REASON_BY_CODE.get(status, f"http_{status}")
+                self.metrics.refusal(str(reason))
+
+
+class ApiKeyMiddleware:
+    """401 unless the request presents the API key whose sha256 is configured (health and docs stay open)."""
+
+    def __init__(self, app: ASGIApp, api_key_sha256: str | None) -> None:
+        self.app = app
+        self.api_key_sha256 = api_key_sha256
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self.api_key_sha256 is not None
+            and relative_path(scope) not in PUBLIC_PATHS
+            and not authorized(scope.get("headers", []), self.api_key_sha256)
+        ):
+            await send_json(
+                send, 401,
+                {"detail": "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"},
+                headers=[(b"www-authenticate", b'Bearer realm="acgs"')],
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over ``max_bytes``, by ``Content-Length`` and by the bytes actually received.
+
+    The body is read here (at most ``max_bytes + 1`` bytes are kept) and replayed to the application,
+    so a chunked upload without ``Content-Length`` is held to the same limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, send: Send, size: str) -> None:
+        await send_json(send, 413, {"detail": f"request body of {size} bytes exceeds the limit of "
+                                              f"{self.max_bytes} bytes"}, headers=[(b"connection", b"close")])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name.lower() == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await send_json(send, 400, {"detail": "invalid Content-Length header"})
+                    return
+                if declared > self.max_bytes:
+                    await self._refuse(send, str(declared))
+                    return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(send, f"more than {self.max_bytes}")
+                return
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
