@@ -31,7 +31,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
 
     Keys: ``build_task`` (picklable ``TrainRunConfig -> TrainTask``), ``cfg`` (a ``TrainRunConfig`` or its dict),
     ``context`` (a ``WorkerContext``; absent under Ray, where a ``RayContext`` is built from ``monitor`` and
-    ``emit_events``), optional ``progress_interval_s``. Rank 0 returns the outcome as a dict.
+    ``run_storage``), optional ``progress_interval_s``. Rank 0 returns the outcome as a dict.
     """
     cfg = config["cfg"]
     if not isinstance(cfg, TrainRunConfig):
@@ -40,8 +40,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
     if ctx is None:
         from acgs_workloads.training.ray_context import RayContext
 
-        emit = bool(config.get("emit_events", True))
-        ctx = RayContext(config.get("monitor"), emit_events=emit, run_storage=config.get("run_storage"))
+        ctx = RayContext(config.get("monitor"), run_storage=config.get("run_storage"))
     build_task: BuildTask = config["build_task"]
     interval = float(config.get("progress_interval_s", PROGRESS_INTERVAL_S))
     return train(ctx, build_task, cfg, progress_interval_s=interval)

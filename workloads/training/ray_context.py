@@ -17,7 +17,6 @@ from acgs_workloads.artifacts import join_uri, read_bytes, resolve
 from acgs_workloads.config import Progress
 from acgs_workloads.training.checkpointing import STATE_FILE, load_from_directory, save_to_directory, state_from_bytes
 from acgs_workloads.training.context import WorkerContext
-from acgs_workloads.training.progress import emit_progress_line
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +67,13 @@ def newest_persisted_state(run_storage: str) -> dict[str, Any] | None:
 class RayContext(WorkerContext):
     """A Ray Train worker: ranks from the train context, DDP through ``prepare_model``, ``report`` checkpoints."""
 
-    def __init__(self, monitor: Any | None, emit_events: bool = True, run_storage: str | None = None) -> None:
+    def __init__(self, monitor: Any | None, run_storage: str | None = None) -> None:
         ctx = ray.train.get_context()
         self.rank = ctx.get_world_rank()
         self.world_size = ctx.get_world_size()
         self.device = ray.train.torch.get_device()
         self.monitor = monitor
         self.run_storage = run_storage
-        self.emit_events = emit_events
         self.attempt = 1
         if self.is_chief and monitor is not None:
             self.attempt = int(ray.get(monitor.started.remote()))
@@ -114,7 +112,11 @@ class RayContext(WorkerContext):
         return {k: v for k, v in outcome.items() if k != "state_dict"}
 
     def publish(self, progress: Progress) -> None:
-        if self.emit_events:
-            emit_progress_line(progress)
+        """Hand progress to the driver, which prints the event line and calls ``on_progress``.
+
+        The driver's stdout is the Ray job log. A worker's stdout reaches it only through log forwarding, whose
+        de-duplication drops lines that differ in numbers only once they come from a second process (as after a
+        worker restart), so rank 0 does not print the events itself.
+        """
         if self.monitor is not None:
             self.monitor.push.remote(progress.model_dump(mode="json"))

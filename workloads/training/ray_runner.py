@@ -29,7 +29,7 @@ def storage_path(cfg: TrainRunConfig) -> str:
 
 
 def make_trainer(
-    build_task: BuildTask, cfg: TrainRunConfig, *, monitor: object, emit_events: bool, progress_interval_s: float
+    build_task: BuildTask, cfg: TrainRunConfig, *, monitor: object, progress_interval_s: float
 ) -> TorchTrainer:
     res = cfg.resources
     per_worker = {"CPU": res.cpus_per_worker}
@@ -41,7 +41,6 @@ def make_trainer(
             "cfg": cfg.model_dump(mode="json"),
             "build_task": build_task,
             "monitor": monitor,
-            "emit_events": emit_events,
             "progress_interval_s": progress_interval_s,
             "run_storage": storage_path(cfg).rstrip("/") + "/" + cfg.run_id,
         },
@@ -79,10 +78,8 @@ def run_with_ray(
         ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=True)
     monitor = start_monitor()
     try:
-        trainer = make_trainer(
-            build_task, cfg, monitor=monitor, emit_events=emit_events, progress_interval_s=progress_interval_s
-        )
-        with ProgressPump(monitor, on_progress) as pump:
+        trainer = make_trainer(build_task, cfg, monitor=monitor, progress_interval_s=progress_interval_s)
+        with ProgressPump(monitor, on_progress, emit_events=emit_events) as pump:
             result = trainer.fit()
         if result.error is not None:
             raise result.error

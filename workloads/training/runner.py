@@ -14,6 +14,7 @@ from acgs_workloads.config import Progress, TrainRunConfig
 from acgs_workloads.training.context import LocalContext
 from acgs_workloads.training.history import History
 from acgs_workloads.training.loop import PROGRESS_INTERVAL_S, train_loop_per_worker
+from acgs_workloads.training.progress import emit_progress_line
 from acgs_workloads.training.task import BuildTask, ProgressCallback, TrainOutcome
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,10 @@ def run_training(
     """Train the task ``build_task(cfg)`` standalone (``cfg.use_ray=False``) or under Ray Train ``TorchTrainer``.
 
     Progress reaches ``on_progress`` on the caller's side (every ``progress_interval_s`` and after each epoch);
-    with ``emit_events`` rank 0 also writes ``ACGS_EVENT`` progress lines to stdout (so callers must not print
-    them again from ``on_progress``). A run with the same ``run_id`` resumes from its latest checkpoint;
-    worker failures restart the worker(s) from the latest checkpoint up to ``faultTolerance.maxFailures`` times.
+    with ``emit_events`` this process also writes each as an ``ACGS_EVENT`` progress line to stdout (the Ray
+    job log; callers must not print them again from ``on_progress``). A run with the same ``run_id`` resumes
+    from its latest checkpoint; worker failures restart the worker(s) from the latest checkpoint up to
+    ``faultTolerance.maxFailures`` times.
     Under Ray, connects to ``RAY_ADDRESS`` (or starts a local Ray) unless Ray is already initialised.
     """
     if cfg.use_ray:
@@ -120,11 +122,15 @@ def outcome_from_result(result: dict[str, Any], restarts: int, wall_seconds: flo
 
 
 class ProgressPump:
-    """Drains a Ray run monitor into ``on_progress`` on a driver thread while ``fit()`` blocks."""
+    """Drains a Ray run monitor on a driver thread while ``fit()`` blocks: prints each progress event line
+    (the driver's stdout is the Ray job log) and calls ``on_progress``."""
 
-    def __init__(self, monitor: Any, on_progress: ProgressCallback | None, interval_s: float = 1.0) -> None:
+    def __init__(
+        self, monitor: Any, on_progress: ProgressCallback | None, *, emit_events: bool = True, interval_s: float = 1.0
+    ) -> None:
         self.monitor = monitor
         self.on_progress = on_progress
+        self.emit_events = emit_events
         self.interval_s = interval_s
         self.attempts = 0
         self._stop = threading.Event()
@@ -150,6 +156,9 @@ class ProgressPump:
         import ray
 
         events, self.attempts = ray.get(self.monitor.drain.remote())
-        if self.on_progress is not None:
-            for event in events:
-                self.on_progress(Progress.model_validate(event))
+        for event in events:
+            progress = Progress.model_validate(event)
+            if self.emit_events:
+                emit_progress_line(progress)
+            if self.on_progress is not None:
+                self.on_progress(progress)

@@ -10,7 +10,8 @@ import pytest
 import ray
 import torch
 import torch.distributed as dist
-from acgs_workloads.config import Progress, TrainRunConfig
+
+from acgs_workloads.config import Progress, ProgressEvent, TrainRunConfig, parse_events
 from acgs_workloads.training import TrainTask, run_training
 from acgs_workloads.training.toy import build_toy_task, toy_accuracy, toy_config, toy_loss
 
@@ -77,6 +78,8 @@ def test_two_workers_train_the_toy_task(ray_session: str, tmp_path: Path, capfd:
     assert toy_accuracy(model, build_toy_task(cfg).train_data) > 0.8
     assert seen and seen[-1].epoch == 4 and seen[-1].percent == 100.0
     assert (tmp_path / "ray" / "ray-two-workers").is_dir()  # Ray Train storage under the artifact root
+    events = [e for e in parse_events(capfd.readouterr().out) if isinstance(e, ProgressEvent)]
+    assert [e.progress for e in events] == seen  # the driver printed every event it passed on
 
 
 def test_killed_worker_resumes_from_the_last_checkpoint(ray_session: str, tmp_path: Path) -> None:

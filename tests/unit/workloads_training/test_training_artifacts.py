@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from acgs_workloads.artifacts import (
     ArtifactDigestMismatch,
     ArtifactError,

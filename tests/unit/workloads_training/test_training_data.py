@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from acgs_workloads.training.data import grouped, micro_batches, shard_indices, steps_per_epoch
 
 pytestmark = pytest.mark.unit

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from acgs_workloads.config import Progress, TrainRunConfig
 from acgs_workloads.training import TrainTask, run_training
 from acgs_workloads.training.data import shard_indices

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+
 from acgs_workloads.config import SchedulerSpec
 from acgs_workloads.training.schedules import lr_factor, make_scheduler
 
