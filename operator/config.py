@@ -14,6 +14,7 @@ ANNOTATION_PREFIX = "acgs.io"
 class OperatorConfig(BaseModel):
     ray_address: str = Field(default="http://127.0.0.1:8265", description="Default Ray dashboard URL.")
     artifact_root: str = Field(default="/tmp/acgs-artifacts", description="Where training runs write artifacts.")
+    ray_auth_token_file: str = Field(default="", description="File with the Ray cluster's auth token, if it uses one.")
     ray_python: str = Field(default="python", description="Python on the Ray nodes that runs the training entrypoint.")
     serve_url: str = Field(
         default="", description="Base URL of Ray Serve's HTTP proxy; default: dashboard host, port 8000."

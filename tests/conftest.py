@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The session's Ray head runs without token auth on loopback; drivers in the tests must not insist on one.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 TIERS = ("unit", "integration", "e2e")
 ACGS_PLURALS = ("modeldeployments.acgs.io", "trainingjobs.acgs.io", "constitutions.acgs.io")
 
@@ -83,25 +85,36 @@ def ray_address(ray_head) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def acgs_operator(control_plane: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """The operator as a subprocess against the session's control plane."""
+def operator_factory(control_plane: Path, ray_head, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Start (and later stop) operator subprocesses against the session's control plane and Ray head."""
     from acgs_operator.devenv.embedded import OperatorProcess
 
-    workdir = tmp_path_factory.mktemp("operator")
-    operator = OperatorProcess(
-        kubeconfig=control_plane,
-        ray_address=os.environ.get("ACGS_RAY_ADDRESS", "http://127.0.0.1:8265"),
-        artifact_root=str(workdir / "artifacts"),
-        log=workdir / "operator.log",
-    )
-    try:
-        operator.start()
-    except Exception as exc:
-        pytest.fail(f"the operator did not start: {exc}", pytrace=False)
-    try:
-        yield operator
-    finally:
+    started: list[OperatorProcess] = []
+    artifacts = tmp_path_factory.mktemp("artifacts")
+
+    def start() -> OperatorProcess:
+        workdir = tmp_path_factory.mktemp("operator")
+        operator = OperatorProcess(
+            kubeconfig=control_plane,
+            ray_address=ray_head.dashboard_url,
+            artifact_root=str(artifacts),
+            log=workdir / "operator.log",
+        )
+        started.append(operator)
+        try:
+            return operator.start()
+        except Exception as exc:
+            pytest.fail(f"the operator did not start: {exc}", pytrace=False)
+
+    yield start
+    for operator in started:
         operator.stop()
+
+
+@pytest.fixture(scope="session")
+def acgs_operator(operator_factory):  # type: ignore[no-untyped-def]
+    """The operator as a subprocess against the session's control plane and Ray head."""
+    return operator_factory()
 
 
 @pytest.fixture

@@ -51,6 +51,7 @@ class OperatorProcess:
             ACGS_ARTIFACT_ROOT=self.artifact_root,
             ACGS_HEALTH_PORT=str(self.health_port),
             ACGS_METRICS_PORT=str(self.metrics_port),
+            ACGS_RAY_PYTHON=sys.executable,  # the local Ray head runs from this environment
             PYTHONUNBUFFERED="1",
             **self.extra_env,
         )

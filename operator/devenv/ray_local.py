@@ -84,7 +84,9 @@ class RayHead:
         gcs_port, dashboard_port = free_port(), free_port()
         # a short temp dir: Ray's unix socket paths must stay under 107 characters
         temp_dir = Path("/tmp") / f"acgs-ray-{gcs_port}"
-        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+        # A development head on loopback: token auth off explicitly, so a token left in ~/.ray by an
+        # earlier `ray.init()` does not silently turn it on (and lock out the dashboard clients).
+        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
         self.process = ManagedProcess(
             "ray head",
             [

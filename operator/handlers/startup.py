@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import kopf
 
 from acgs_operator import metrics
 from acgs_operator.config import ANNOTATION_PREFIX, FINALIZER, OperatorConfig
+from acgs_operator.rayclient import DashboardClient, RayClient
 from acgs_operator.rayclient.registry import RayClients
 
 
@@ -30,11 +33,16 @@ def configure(
     # kopf's own per-object log lines stay in the log; events are posted by handlers with typed reasons
     settings.posting.level = logging.WARNING
     memo.config = config
-    memo.rays = RayClients(config.ray_address)
+    memo.rays = RayClients(config.ray_address, factory=dashboard_factory(config.ray_auth_token_file))
     memo.serve_lock = asyncio.Lock()  # the Serve REST API replaces the whole config: one writer at a time
     memo.core_v1 = kubernetes_core_v1()
     metrics.serve(config.metrics_port)
     logger.info("ACGS operator configured: %s", config.model_dump())
+
+
+def dashboard_factory(token_file: str) -> Callable[[str], RayClient]:
+    token = Path(token_file).read_text().strip() if token_file else None
+    return lambda address: DashboardClient(address, token=token)
 
 
 def kubernetes_core_v1() -> Any:

@@ -9,6 +9,9 @@ import httpx
 from acgs_operator.rayclient.base import JobInfo, JobStatus, RayError, RayUnavailable, ServeApplication
 
 
+SUBMIT_TIMEOUT = 90.0
+
+
 def _job(data: dict[str, Any]) -> JobInfo:
     return JobInfo(
         submission_id=str(data.get("submission_id") or data.get("job_id")),
@@ -40,9 +43,18 @@ def _application(name: str, data: dict[str, Any]) -> ServeApplication:
 class DashboardClient:
     """``RayClient`` over a Ray dashboard URL such as ``http://127.0.0.1:8265``."""
 
-    def __init__(self, dashboard_url: str, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        dashboard_url: str,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        token: str | None = None,
+    ):
         self.dashboard_url = dashboard_url.rstrip("/")
-        self._client = httpx.AsyncClient(base_url=self.dashboard_url, timeout=timeout, transport=transport)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.dashboard_url, timeout=timeout, transport=transport, headers=headers
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -52,6 +64,11 @@ class DashboardClient:
             response = await self._client.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise RayUnavailable(f"Ray dashboard {self.dashboard_url} unreachable: {exc!r}") from exc
+        if response.status_code in (401, 403):
+            raise RayError(
+                f"Ray dashboard {self.dashboard_url} refused the operator ({response.status_code}): the cluster uses "
+                "token authentication; set ACGS_RAY_AUTH_TOKEN_FILE to a file holding its token"
+            )
         if response.status_code >= 500:
             raise RayUnavailable(f"Ray dashboard {method} {path} -> {response.status_code}: {response.text[:500]}")
         return response
@@ -72,7 +89,8 @@ class DashboardClient:
             "metadata": metadata,
             "entrypoint_num_cpus": entrypoint_num_cpus,
         }
-        response = await self._request("POST", "/api/jobs/", json=body)
+        # Ray starts the job's supervisor actor before it answers: allow for a busy cluster
+        response = await self._request("POST", "/api/jobs/", json=body, timeout=SUBMIT_TIMEOUT)
         if response.status_code >= 400:
             raise RayError(f"job submission {submission_id} refused ({response.status_code}): {response.text[:500]}")
         return str(response.json().get("submission_id", submission_id))
