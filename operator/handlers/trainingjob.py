@@ -14,7 +14,7 @@ from acgs_operator.api.v1alpha1 import GROUP, VERSION, TrainingJobSpec
 from acgs_operator.conditions import now_iso
 from acgs_operator.handlers.indexes import first
 from acgs_operator.metrics import APPLY_TO_RUNNING, ERRORS, PHASES, RECONCILES
-from acgs_operator.rayclient import JobStatus, RayClient, RayUnavailable
+from acgs_operator.rayclient import JobStatus, RayClient, RayError, RayUnavailable
 from acgs_operator.reasons import Reason
 from acgs_workloads.config import parse_events
 
@@ -96,12 +96,16 @@ async def reconcile_training_job(
                 artifact_root=memo.config.artifact_root,
                 python=memo.config.ray_python,
             )
-            await ray.submit_job(
-                submission_id=sid,
-                entrypoint=request.entrypoint,
-                runtime_env=request.runtime_env,
-                metadata=request.metadata,
-            )
+            try:
+                await ray.submit_job(
+                    submission_id=sid,
+                    entrypoint=request.entrypoint,
+                    runtime_env=request.runtime_env,
+                    metadata=request.metadata,
+                )
+            except RayError:
+                if await ray.get_job(sid) is None:  # not an earlier, timed-out submission that went through
+                    raise
             events.normal(body, Reason.SUBMITTED, f"submitted Ray job {sid} ({job.component}) to {ray.dashboard_url}")
             info = await ray.get_job(sid)
             patch.status["startTime"] = now_iso()
