@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch  # noqa: F401  (before the Rego engine, see acgs_workloads.constitution.engine)
+
 from acgs_workloads.artifacts import load_artifact, read_metadata
 from acgs_workloads.components import names
 from acgs_workloads.components.predictor import Predictor
@@ -69,8 +70,8 @@ def test_component_trains_under_ray_train(component: str, ray_session: str, tmp_
 
 def test_entry_point_prints_one_result_event(tmp_path: Path) -> None:
     cfg = config(tmp_path, "constitutional-ai", use_ray=False, examples=200)
-    proc = subprocess.run([sys.executable, "-m", "acgs_workloads.train", "--config", cfg.model_dump_json(by_alias=True)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    argv = [sys.executable, "-m", "acgs_workloads.train", "--config", cfg.model_dump_json(by_alias=True)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     events = parse_events(proc.stdout)
     results = [e for e in events if isinstance(e, ResultEvent)]
