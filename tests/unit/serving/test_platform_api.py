@@ -1,0 +1,87 @@
+"""The platform routes (/health, /models, /metrics) over a fake source of Serve status and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from acgs_workloads.serving.metrics import ReplicaMetrics, Snapshot
+from acgs_workloads.serving.platform_api import create_platform_api, model_apps, summarize_status
+
+pytestmark = pytest.mark.unit
+
+
+def app_status(status: str, ingress: str = "ModelServer", message: str = "") -> dict[str, Any]:
+    return {"status": status, "message": message, "last_deployed_time_s": 1.0,
+            "deployments": {ingress: {"status": "HEALTHY" if status == "RUNNING" else "UNHEALTHY",
+                                      "status_trigger": "CONFIG_UPDATE_COMPLETED",
+                                      "replica_states": {"RUNNING": 2}, "message": message}}}
+
+
+class FakeSource:
+    def __init__(self, apps: dict[str, Any], snapshots: dict[str, list[Snapshot]] | None = None) -> None:
+        self.apps = apps
+        self._snapshots = snapshots or {}
+
+    async def status(self) -> dict[str, Any]:
+        return {"applications": self.apps}
+
+    async def model_metadata(self, app: str) -> dict[str, Any]:
+        if app == "ns-broken":
+            raise TimeoutError("no answer")
+        return {"deployment": app.replace("-", "/", 1), "constitution": {"hash": "cd5ebfe6b284d24b"},
+                "model": {"sha256": "a" * 64}}
+
+    async def snapshots(self) -> dict[str, list[Snapshot]]:
+        return self._snapshots
+
+
+def test_summarize_status() -> None:
+    summary = summarize_status({"applications": {"ns-cai": app_status("RUNNING"),
+                                                 "acgs-platform": app_status("RUNNING", "Platform")}})
+    assert summary["status"] == "healthy"
+    assert summary["applications"]["ns-cai"]["deployments"]["ModelServer"]["replicaStates"] == {"RUNNING": 2}
+    assert model_apps(summary) == ["ns-cai"]
+
+
+def test_health_is_503_when_an_app_failed() -> None:
+    apps = {"ns-cai": app_status("RUNNING"),
+            "ns-bad": app_status("DEPLOY_FAILED", message="artifact x has sha256 y, expected z")}
+    with TestClient(create_platform_api(FakeSource(apps))) as c:
+        r = c.get("/health")
+    assert r.status_code == 503
+    assert r.json()["status"] == "degraded"
+    assert "expected z" in r.json()["applications"]["ns-bad"]["message"]
+
+
+def test_health_ok() -> None:
+    with TestClient(create_platform_api(FakeSource({"ns-cai": app_status("RUNNING")}))) as c:
+        assert c.get("/health").status_code == 200
+
+
+def test_models_lists_model_apps_with_digests() -> None:
+    apps = {"ns-cai": app_status("RUNNING"), "ns-broken": app_status("RUNNING"),
+            "ns-bad": app_status("DEPLOY_FAILED", message="boom"), "acgs-platform": app_status("RUNNING", "Platform")}
+    with TestClient(create_platform_api(FakeSource(apps))) as c:
+        models = {m["application"]: m for m in c.get("/models").json()["models"]}
+    assert set(models) == {"ns-cai", "ns-broken", "ns-bad"}
+    assert models["ns-cai"]["constitution"]["hash"] == "cd5ebfe6b284d24b"
+    assert models["ns-cai"]["model"]["sha256"] == "a" * 64
+    assert models["ns-broken"]["error"].startswith("TimeoutError")
+    assert models["ns-bad"] == {"application": "ns-bad", "status": "DEPLOY_FAILED", "message": "boom"}
+
+
+def test_metrics_exposition() -> None:
+    m = ReplicaMetrics()
+    m.observe_request("/predict", 200, 0.002)
+    m.override(["fairness"])
+    source = FakeSource({"ns-cai": app_status("RUNNING")}, {"ns-cai": [m.snapshot(), m.snapshot()]})
+    with TestClient(create_platform_api(source)) as c:
+        r = c.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    assert families["acgs_serve_requests"].samples[0].value == 2
+    assert families["acgs_serve_guard_overrides"].samples[0].labels == {"app": "ns-cai", "principle": "fairness"}
