@@ -8,15 +8,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+import pyarrow.fs as pafs
 import torch
 import torch.distributed as dist
 
-from acgs_workloads.artifacts import exists, join_uri, read_bytes, write_bytes
+from acgs_workloads.artifacts import exists, join_uri, read_bytes, resolve, write_bytes
 from acgs_workloads.config import Progress
 from acgs_workloads.training.checkpointing import STATE_FILE, state_from_bytes, state_to_bytes
 from acgs_workloads.training.progress import emit_progress_line
 
 log = logging.getLogger(__name__)
+
+KEEP_CHECKPOINTS = 2
 
 
 class WorkerContext(ABC):
@@ -99,9 +102,24 @@ class LocalContext(WorkerContext):
         write_bytes(join_uri(self.checkpoint_root, name, STATE_FILE), state_to_bytes(state()))
         write_bytes(join_uri(self.checkpoint_root, "latest"), name.encode())
         log.info("checkpoint %s written under %s", name, self.checkpoint_root)
+        self._prune(keep=KEEP_CHECKPOINTS)
+
+    def _prune(self, keep: int) -> None:
+        """Delete all but the newest ``keep`` checkpoints (names sort by epoch)."""
+        if self.checkpoint_root is None:
+            return
+        fs, base = resolve(self.checkpoint_root)
+        infos = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+        dirs = (i.base_name for i in infos if i.type == pafs.FileType.Directory)
+        names = sorted(name for name in dirs if name.startswith("epoch_"))
+        for name in names[:-keep]:
+            fs.delete_dir(f"{base.rstrip('/')}/{name}")
 
     def publish(self, progress: Progress) -> None:
         if self.emit_events:
             emit_progress_line(progress)
         if self.on_progress is not None:
-            self.on_progress(progress)
+            try:
+                self.on_progress(progress)
+            except Exception as exc:  # an observer's bug must not fail (and restart) the training
+                log.warning("on_progress failed: %s", exc)

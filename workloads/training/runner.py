@@ -143,7 +143,10 @@ class ProgressPump:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-        self.drain()
+        try:
+            self.drain()
+        except Exception as exc:
+            log.warning("final progress drain failed: %s", exc)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -161,4 +164,7 @@ class ProgressPump:
             if self.emit_events:
                 emit_progress_line(progress)
             if self.on_progress is not None:
-                self.on_progress(progress)
+                try:
+                    self.on_progress(progress)
+                except Exception as exc:  # an observer's bug must not end the run
+                    log.warning("on_progress failed: %s", exc)

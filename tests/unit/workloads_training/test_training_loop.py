@@ -196,3 +196,18 @@ def test_gradient_checkpointing_flag_reaches_the_model(tmp_path: Path) -> None:
 
     _train(make_cfg(str(tmp_path), training={"epochs": 1, "gradient_checkpointing": True}), build)
     assert seen and all(seen)
+
+
+def test_standalone_keeps_the_two_newest_checkpoints(tmp_path: Path) -> None:
+    _train(make_cfg(str(tmp_path), "prune", training={"epochs": 4}))
+    root = tmp_path / "checkpoints" / "prune"
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["epoch_00003", "epoch_00004"]
+    assert (root / "latest").read_text() == "epoch_00004"
+
+
+def test_a_failing_progress_observer_does_not_fail_the_run(tmp_path: Path) -> None:
+    def broken(progress: Progress) -> None:
+        raise ValueError("observer bug")
+
+    out = _train(make_cfg(str(tmp_path), "observer", fault_tolerance={"max_failures": 0}), on_progress=broken)
+    assert out.restarts == 0 and out.epochs_completed == 2
