@@ -87,6 +87,7 @@ def train(
     scheduler = make_scheduler(optimizer, spec.scheduler, plan.total_steps)
     scaler = make_scaler(precision, device)
     history = History()
+    epoch_wall: list[float] = []  # this attempt's epochs, including the end-of-epoch report and checkpoint
     state = ctx.latest_state()
     if state is not None:
         history = restore(state, model, optimizer, scheduler, scaler)
@@ -126,6 +127,7 @@ def train(
         due = history.epoch % cfg.fault_tolerance.checkpoint_every == 0 or history.epoch == spec.epochs
         metrics = {"epoch": float(history.epoch), "step": float(history.step), "loss": epoch_loss}
         ctx.end_epoch(metrics, (lambda: snapshot(model, optimizer, scheduler, scaler, history)) if due else None)
+        epoch_wall.append(time.perf_counter() - started)
         if ctx.is_chief:
             last_publish = time.monotonic()
             ctx.publish(make_progress(history.epoch, spec.epochs, history.step, plan.total_steps, epoch_loss))
@@ -138,6 +140,7 @@ def train(
             "mixed_precision": precision,
             "world_size": ctx.world_size,
             "device": str(device),
+            "epoch_wall_seconds": epoch_wall,
         }
     )
 

@@ -113,6 +113,7 @@ def outcome_from_result(result: dict[str, Any], restarts: int, wall_seconds: flo
         epoch_seconds=history.epoch_seconds,
         epoch_samples_per_second=history.epoch_samples_per_second,
         mixed_precision=str(result.get("mixed_precision", "off")),
+        epoch_wall_seconds=[float(v) for v in result.get("epoch_wall_seconds", [])],
         extra={
             "epoch_losses": history.epoch_losses,
             "world_size": result.get("world_size", 1),

@@ -65,6 +65,7 @@ class TrainOutcome:
     epoch_seconds: list[float] = field(default_factory=list)
     epoch_samples_per_second: list[float] = field(default_factory=list)
     mixed_precision: str = "off"
+    epoch_wall_seconds: list[float] = field(default_factory=list)  # last attempt: epoch + report + checkpoint
     extra: dict[str, Any] = field(default_factory=dict)
 
 
