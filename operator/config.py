@@ -16,6 +16,8 @@ class OperatorConfig(BaseModel):
     artifact_root: str = Field(default="/tmp/acgs-artifacts", description="Where training runs write artifacts.")
     ray_auth_token_file: str = Field(default="", description="File with the Ray cluster's auth token, if it uses one.")
     ray_python: str = Field(default="python", description="Python on the Ray nodes that runs the training entrypoint.")
+    serve_http_host: str = Field(default="0.0.0.0", description="Host Ray Serve's HTTP proxy binds to.")
+    serve_http_port: int = Field(default=8000, ge=1, le=65535, description="Port of Ray Serve's HTTP proxy.")
     serve_url: str = Field(
         default="", description="Base URL of Ray Serve's HTTP proxy; default: dashboard host, port 8000."
     )

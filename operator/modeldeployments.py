@@ -202,11 +202,11 @@ def needs_update(current: Mapping[str, ServeApplication], name: str, desired: di
     return app is None or app.config != desired or platform_missing
 
 
-def serve_url(configured: str, dashboard_url: str) -> str:
+def serve_url(configured: str, dashboard_url: str, port: int = 8000) -> str:
     if configured:
         return configured.rstrip("/")
     host = urlsplit(dashboard_url).hostname or "127.0.0.1"
-    return f"http://{host}:8000"
+    return f"http://{host}:{port}"
 
 
 def routes(prefix: str) -> list[str]:

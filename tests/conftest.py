@@ -98,6 +98,7 @@ def operator_factory(control_plane: Path, ray_head, tmp_path_factory: pytest.Tem
             kubeconfig=control_plane,
             ray_address=ray_head.dashboard_url,
             artifact_root=str(artifacts),
+            serve_port=ray_head.serve_port,
             log=workdir / "operator.log",
         )
         started.append(operator)

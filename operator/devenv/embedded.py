@@ -36,6 +36,7 @@ class OperatorProcess:
     ray_address: str
     artifact_root: str
     log: Path
+    serve_port: int = 8000
     extra_env: dict[str, str] = field(default_factory=dict)
     health_port: int = 0
     metrics_port: int = 0
@@ -51,7 +52,9 @@ class OperatorProcess:
             ACGS_ARTIFACT_ROOT=self.artifact_root,
             ACGS_HEALTH_PORT=str(self.health_port),
             ACGS_METRICS_PORT=str(self.metrics_port),
-            ACGS_RAY_PYTHON=sys.executable,  # the local Ray head runs from this environment
+            ACGS_RAY_PYTHON=sys.executable,
+            ACGS_SERVE_HTTP_HOST="127.0.0.1",
+            ACGS_SERVE_HTTP_PORT=str(self.serve_port),  # the local Ray head runs from this environment
             PYTHONUNBUFFERED="1",
             **self.extra_env,
         )
@@ -102,6 +105,7 @@ class EmbeddedStack:
         self.operator = OperatorProcess(
             kubeconfig=self.control_plane.kubeconfig,
             ray_address=ray_dashboard or "http://127.0.0.1:8265",
+            serve_port=self.ray.state.serve_port if self.ray and self.ray.state else 8000,
             artifact_root=str(self.workdir / "artifacts"),
             log=self.workdir / "operator.log",
         ).start()

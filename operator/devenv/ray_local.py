@@ -33,6 +33,7 @@ START_TIMEOUT = 120.0
 class RayHeadState:
     address: str  # GCS address for ray.init(address=...)
     dashboard_url: str  # Jobs and Serve REST APIs
+    serve_port: int  # where Serve's HTTP proxy listens once an application is deployed
     pid: int
     temp_dir: str
     log: str
@@ -81,7 +82,15 @@ class RayHead:
                 )
             state_file.unlink()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        gcs_port, dashboard_port = free_port(), free_port()
+        gcs_port, dashboard_port, serve_port = free_port(), free_port(), free_port()
+        # every port Ray would otherwise take at a fixed default, so several heads can share a machine
+        fixed_defaults = {
+            "--dashboard-agent-listen-port": free_port(),  # default 52365
+            "--dashboard-agent-grpc-port": free_port(),
+            "--metrics-export-port": free_port(),
+            "--runtime-env-agent-port": free_port(),
+            "--ray-client-server-port": free_port(),  # default 10001
+        }
         # a short temp dir: Ray's unix socket paths must stay under 107 characters
         temp_dir = Path("/tmp") / f"acgs-ray-{gcs_port}"
         # A development head on loopback: token auth off explicitly, so a token left in ~/.ray by an
@@ -103,6 +112,7 @@ class RayHead:
                 f"--object-store-memory={self.object_store_mb * 1024 * 1024}",
                 f"--temp-dir={temp_dir}",
                 "--disable-usage-stats",
+                *[f"{flag}={port}" for flag, port in fixed_defaults.items()],
             ],
             self.workdir / "ray-head.log",
             env=env,
@@ -129,6 +139,7 @@ class RayHead:
         self.state = RayHeadState(
             address=f"127.0.0.1:{gcs_port}",
             dashboard_url=dashboard,
+            serve_port=serve_port,
             pid=self.process.pid,
             temp_dir=str(temp_dir),
             log=str(self.process.log),

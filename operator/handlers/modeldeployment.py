@@ -59,15 +59,16 @@ async def _api_key_sha256(memo: kopf.Memo, md: ModelDeploymentSpec, namespace: s
     return hashlib.sha256(base64.b64decode(value)).hexdigest()
 
 
-async def _apply(ray: RayClient, lock: asyncio.Lock, app: str, desired: dict[str, Any] | None) -> tuple[bool, Any]:
+async def _apply(memo: kopf.Memo, ray: RayClient, app: str, desired: dict[str, Any] | None) -> tuple[bool, Any]:
     """Put this application's desired config into Ray Serve; returns (changed, current applications)."""
-    async with lock:
+    http_options = {"host": memo.config.serve_http_host, "port": memo.config.serve_http_port}
+    async with memo.serve_lock:
         current = await ray.serve_applications()
         if not mds.needs_update(current, app, desired):
             return False, current
         config = mds.compose(current, app, desired)
         if config:
-            await ray.put_serve_applications(config)
+            await ray.put_serve_applications(config, http_options)
         else:
             await ray.delete_serve_applications()
         return True, await ray.serve_applications()
@@ -102,7 +103,7 @@ async def _reconcile(
             constitution=constitution,
             api_key_sha256=await _api_key_sha256(memo, md, namespace),
         )
-    changed, current = await _apply(ray, memo.serve_lock, app, desired)
+    changed, current = await _apply(memo, ray, app, desired)
     if verdict.passed:
         new = mds.serving_status(
             current.get(app),
@@ -112,7 +113,7 @@ async def _reconcile(
             generation,
             conditions,
             now,
-            mds.serve_url(memo.config.serve_url, ray.dashboard_url),
+            mds.serve_url(memo.config.serve_url, ray.dashboard_url, memo.config.serve_http_port),
         )
     else:
         new = mds.blocked_status(verdict, evidence, generation, conditions, now, md.compliance.min_score)
@@ -223,7 +224,7 @@ async def remove_model_deployment(
     override = (spec.get("rayCluster") or {}).get("address")
     ray = memo.rays.get(override)
     try:
-        changed, _ = await _apply(ray, memo.serve_lock, mds.app_name(namespace or "default", name), None)
+        changed, _ = await _apply(memo, ray, mds.app_name(namespace or "default", name), None)
     except RayUnavailable as exc:
         raise kopf.TemporaryError(f"cannot remove the Serve application yet: {exc}", delay=10) from exc
     PHASES.forget("ModelDeployment", f"{namespace}/{name}")

@@ -76,8 +76,11 @@ class FakeRayClient:
         self._check()
         return copy.deepcopy(self.applications)
 
-    async def put_serve_applications(self, applications: list[dict[str, Any]]) -> None:
+    async def put_serve_applications(
+        self, applications: list[dict[str, Any]], http_options: dict[str, Any] | None = None
+    ) -> None:
         self._check()
+        self.http_options = http_options
         self.serve_puts += 1
         names = {app["name"] for app in applications}
         if len(names) != len(applications):

@@ -8,7 +8,6 @@ import httpx
 
 from acgs_operator.rayclient.base import JobInfo, JobStatus, RayError, RayUnavailable, ServeApplication
 
-
 SUBMIT_TIMEOUT = 90.0
 
 
@@ -132,8 +131,13 @@ class DashboardClient:
         apps = response.json().get("applications") or {}
         return {name: _application(name, data) for name, data in apps.items()}
 
-    async def put_serve_applications(self, applications: list[dict[str, Any]]) -> None:
-        response = await self._request("PUT", "/api/serve/applications/", json={"applications": applications})
+    async def put_serve_applications(
+        self, applications: list[dict[str, Any]], http_options: dict[str, Any] | None = None
+    ) -> None:
+        body: dict[str, Any] = {"applications": applications}
+        if http_options:
+            body["http_options"] = http_options
+        response = await self._request("PUT", "/api/serve/applications/", json=body)
         if response.status_code >= 400:
             raise RayError(f"Serve config refused ({response.status_code}): {response.text[:1000]}")
 
