@@ -53,6 +53,13 @@ def summarize_status(status: dict[str, Any]) -> dict[str, Any]:
     return {"status": "healthy" if healthy else "degraded", "applications": apps}
 
 
+def app_message(app: dict[str, Any]) -> str:
+    """The application's message and its deployments' messages (where a replica's constructor error is)."""
+    parts = [app["message"]] if app["message"] else []
+    parts += [f"{name}: {dep['message']}" for name, dep in app["deployments"].items() if dep["message"]]
+    return "\n".join(parts)
+
+
 def model_apps(summary: dict[str, Any]) -> list[str]:
     """Applications whose ingress is a ModelServer (the model deployments)."""
     return [name for name, app in summary["applications"].items() if MODEL_DEPLOYMENT in app["deployments"]]
@@ -79,7 +86,7 @@ def create_platform_api(source: PlatformSource) -> FastAPI:
                 except Exception as error:  # one broken app must not hide the others
                     entry["error"] = f"{type(error).__name__}: {error}"
             else:
-                entry["message"] = summary["applications"][name]["message"]
+                entry["message"] = app_message(summary["applications"][name])
             out.append(entry)
         return {"models": out}
 

@@ -71,7 +71,8 @@ def test_models_lists_model_apps_with_digests() -> None:
     assert models["ns-cai"]["constitution"]["hash"] == "cd5ebfe6b284d24b"
     assert models["ns-cai"]["model"]["sha256"] == "a" * 64
     assert models["ns-broken"]["error"].startswith("TimeoutError")
-    assert models["ns-bad"] == {"application": "ns-bad", "status": "DEPLOY_FAILED", "message": "boom"}
+    assert models["ns-bad"] == {"application": "ns-bad", "status": "DEPLOY_FAILED",
+                                "message": "boom\nModelServer: boom"}
 
 
 def test_metrics_exposition() -> None:

@@ -1,0 +1,151 @@
+"""The operator's contract end to end: a Serve REST config (PUT /api/serve/applications/) with
+``import_path: acgs_workloads.serving.app:build_app``, replicas and actor options per ``ModelServer``;
+a wrong artifact digest fails its application; killing one of two replicas under load loses (almost) nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from acgs_workloads.config import ConstitutionSnapshot
+
+from .conftest import ServeEnv, Trained, app_args
+
+pytestmark = pytest.mark.integration
+
+GOOD, BAD = "cfg-good", "cfg-bad"
+
+
+def application(name: str, prefix: str, args: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "route_prefix": prefix, "import_path": "acgs_workloads.serving.app:build_app",
+            "args": args, "deployments": [{"name": "ModelServer", **deployment}]}
+
+
+def serve_status(dashboard: str) -> dict[str, Any]:
+    r = httpx.get(f"{dashboard}/api/serve/applications/", timeout=30)
+    r.raise_for_status()
+    return dict(r.json().get("applications", {}))
+
+
+def wait_status(dashboard: str, wanted: dict[str, str], timeout: float = 180.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    apps: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        apps = serve_status(dashboard)
+        if all(apps.get(n, {}).get("status") == s for n, s in wanted.items()):
+            return apps
+        time.sleep(1.0)
+    raise AssertionError(f"applications never reached {wanted}: "
+                         f"{ {n: (a.get('status'), a.get('message', '')[-300:]) for n, a in apps.items()} }")
+
+
+@pytest.fixture(scope="module")
+def configured(serve_env: ServeEnv, ray_head: Any, trained: Callable[[str], Trained],
+               constitution: ConstitutionSnapshot) -> Iterator[dict[str, Any]]:
+    model = trained("constitutional-ai")
+    good = app_args(model, constitution, "good")
+    bad = app_args(model, constitution, "bad", modelSha256="0" * 64)
+    config = {"applications": [
+        application(GOOD, "/constitutional-ai", good,
+                    {"num_replicas": 2, "ray_actor_options": {"num_cpus": 0.5, "num_gpus": 0}}),
+        application(BAD, "/bad-digest", bad, {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.5}}),
+        {"name": "acgs-platform", "route_prefix": "/",
+         "import_path": "acgs_workloads.serving.platform:build_platform", "args": {}},
+    ]}
+    dashboard = ray_head.dashboard_url
+    r = httpx.put(f"{dashboard}/api/serve/applications/", json=config, timeout=60)
+    assert r.status_code == 200, r.text
+    apps = wait_status(dashboard, {GOOD: "RUNNING", BAD: "DEPLOY_FAILED", "acgs-platform": "RUNNING"})
+    try:
+        yield {"apps": apps, "dashboard": dashboard, "model": model}
+    finally:
+        httpx.delete(f"{dashboard}/api/serve/applications/", timeout=60)
+
+
+def test_config_deploys_the_model_with_replicas(configured: dict[str, Any], http: httpx.Client,
+                                               constitution: ConstitutionSnapshot) -> None:
+    deployment = configured["apps"][GOOD]["deployments"]["ModelServer"]
+    assert [r["state"] for r in deployment["replicas"]] == ["RUNNING", "RUNNING"], deployment.keys()
+    assert deployment["deployment_config"]["ray_actor_options"]["num_cpus"] == 0.5
+    r = http.post("/constitutional-ai/predict", json={"constitutional_hash": constitution.hash})
+    assert r.status_code == 200 and r.json()["constitutional_hash"] == constitution.hash
+
+
+def test_wrong_digest_fails_the_application_with_a_clear_message(configured: dict[str, Any],
+                                                                  http: httpx.Client) -> None:
+    app = configured["apps"][BAD]
+    message = app["message"] + " ".join(d.get("message", "") for d in app["deployments"].values())
+    assert "ArtifactDigestMismatch" in message or "refusing to load" in message, message[-2000:]
+    assert configured["model"].sha256 in message and "0" * 64 in message
+    assert http.post("/bad-digest/predict", json={}).status_code in (404, 503)
+    health = http.get("/health")
+    assert health.status_code == 503
+    assert health.json()["applications"][BAD]["status"] == "DEPLOY_FAILED"
+    models = {m["application"]: m for m in http.get("/models").json()["models"]}
+    assert models[BAD]["status"] == "DEPLOY_FAILED" and "sha256" in models[BAD]["message"]
+    assert models[GOOD]["model"]["sha256"] == configured["model"].sha256
+
+
+def replica_actor_names(app: str) -> list[str]:
+    import ray
+
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if a["namespace"] == "serve" and a["name"].startswith(f"SERVE_REPLICA::{app}#ModelServer#")]
+
+
+async def fixed_rate_load(base_url: str, body: dict[str, Any], rps: float, seconds: float,
+                          at: float, action: Callable[[], None]) -> list[int]:
+    """Open-loop load at ``rps`` for ``seconds``; ``action`` runs once at ``at`` seconds. Status per request
+    (0 for a transport error)."""
+    statuses: list[int] = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=30.0,
+                                 limits=httpx.Limits(max_connections=200)) as client:
+        async def one() -> None:
+            try:
+                r = await client.post("/constitutional-ai/predict", json=body)
+                statuses.append(r.status_code)
+            except httpx.HTTPError:
+                statuses.append(0)
+
+        tasks = []
+        start = time.perf_counter()
+        done_action = False
+        for i in range(int(rps * seconds)):
+            delay = start + i / rps - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if not done_action and time.perf_counter() - start >= at:
+                done_action = True
+                await asyncio.to_thread(action)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return statuses
+
+
+def test_killing_one_of_two_replicas_under_load(configured: dict[str, Any], serve_env: ServeEnv,
+                                                constitution: ConstitutionSnapshot) -> None:
+    import ray
+
+    names = replica_actor_names(GOOD)
+    assert len(names) == 2, names
+    killed: list[str] = []
+
+    def kill() -> None:
+        handle = ray.get_actor(names[0], namespace="serve")
+        ray.kill(handle, no_restart=True)
+        killed.append(names[0])
+
+    statuses = asyncio.run(fixed_rate_load(serve_env.base_url, {"constitutional_hash": constitution.hash},
+                                           rps=100, seconds=20, at=5, action=kill))
+    failed = sum(1 for s in statuses if s != 200)
+    share = failed / len(statuses)
+    print(f"replica kill under load: {failed} of {len(statuses)} requests failed ({share:.4%})")
+    assert killed and len(statuses) == 2000
+    assert share <= 0.001, f"{failed} of {len(statuses)} failed"
+    wait_status(configured["dashboard"], {GOOD: "RUNNING"})  # Serve replaced the replica
