@@ -6,6 +6,7 @@ Ray-free: the Serve deployment (:mod:`acgs_workloads.serving.app`) only adds ``@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from typing import Any
@@ -19,6 +20,10 @@ from acgs_workloads.serving.model import ModelLoadError, ServedModel
 
 Row = dict[str, Any]
 DEFAULT_GUARD_CACHE = 65_536
+# Tuning knob (benchmarks): how the guard evaluates Rego -- "cached" (bundle + LRU cache, the default),
+# "bundle" (precompiled bundle, no cache) or "reference" (the constitution package's evaluator).
+GUARD_ENGINE_ENV = "ACGS_SERVING_GUARD_ENGINE"
+GUARD_ENGINES = ("cached", "bundle", "reference")
 Batcher = Callable[[Any], Awaitable["Row | Exception"]]
 
 
@@ -37,6 +42,19 @@ class NoCompliantDecision(Exception):
     def __init__(self, violations: Sequence[str]) -> None:
         super().__init__("no decision for this request satisfies the critical principles: " + ", ".join(violations))
         self.violations = list(violations)
+
+
+def guard_evaluator(args: ModelAppArgs, cache_size: int) -> Evaluator:
+    """The runtime guard's evaluator for the served constitution (engine from ``ACGS_SERVING_GUARD_ENGINE``)."""
+    from acgs_workloads.constitution import ConstitutionEvaluator
+    from acgs_workloads.serving.rego_fast import GuardEvaluator
+
+    engine = os.environ.get(GUARD_ENGINE_ENV, "cached")
+    if engine not in GUARD_ENGINES:
+        raise ValueError(f"{GUARD_ENGINE_ENV}={engine!r}; expected one of {', '.join(GUARD_ENGINES)}")
+    if engine == "reference":
+        return ConstitutionEvaluator(args.constitution)
+    return GuardEvaluator(args.constitution, cache_size=cache_size if engine == "cached" else 0)
 
 
 @cache
@@ -78,10 +96,9 @@ class ModelService:
                   guard_cache_size: int = DEFAULT_GUARD_CACHE) -> ModelService:
         """Load (and sha256-verify) the artifact, compile the constitution; raises on any mismatch."""
         from acgs_workloads.serving.model import pick_device
-        from acgs_workloads.serving.rego_fast import GuardEvaluator
 
         model = ServedModel.load(args.component, args.model_uri, args.model_sha256, device=pick_device(gpus_assigned))
-        evaluator = GuardEvaluator(args.constitution, cache_size=guard_cache_size) if args.runtime_guard else None
+        evaluator = guard_evaluator(args, guard_cache_size) if args.runtime_guard else None
         return cls(args, model, evaluator, metrics)
 
     @property
@@ -145,7 +162,18 @@ class ModelService:
             "constitutionHash": self.constitution_hash,
             "sha256": self.model.sha256,
             "device": str(self.model.device),
+            "guard": self.guard_stats(),
         }
+
+    def guard_stats(self) -> Row | None:
+        """Engine queries, decisions evaluated and cache hits of the runtime guard (None when it is off)."""
+        if self.evaluator is None:
+            return None
+        stats = getattr(self.evaluator, "stats", None)
+        engine = type(self.evaluator).__name__
+        if stats is None:
+            return {"engine": engine}
+        return {"engine": engine, "queries": stats.queries, "evaluated": stats.evaluated, "cacheHits": stats.hits}
 
     def metadata(self) -> Row:
         meta = self.model.metadata
