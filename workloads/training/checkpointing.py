@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 from typing import Any
 
+import pyarrow.fs as pafs
 import torch
 
+from acgs_workloads.artifacts import join_uri, read_bytes, resolve
 from acgs_workloads.training.history import History
 
 STATE_FILE = "train_state.pt"
+
+log = logging.getLogger(__name__)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -78,3 +83,22 @@ def save_to_directory(state: dict[str, Any], directory: str) -> None:
 def load_from_directory(directory: str) -> dict[str, Any]:
     with open(os.path.join(directory, STATE_FILE), "rb") as inp:
         return state_from_bytes(inp.read())
+
+
+def newest_persisted_state(run_storage: str) -> dict[str, Any] | None:
+    """The training state in the newest readable ``checkpoint_*`` directory under ``run_storage``."""
+    fs, base = resolve(run_storage)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+    except OSError:
+        return None
+    names = sorted(
+        (i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")),
+        reverse=True,
+    )
+    for name in names:  # Ray names checkpoints by time: newest first
+        try:
+            return state_from_bytes(read_bytes(join_uri(run_storage, name, STATE_FILE)))
+        except Exception as exc:  # a checkpoint cut off mid-write: try the one before
+            log.warning("skipping unreadable checkpoint %s: %s", name, exc)
+    return None

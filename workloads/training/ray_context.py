@@ -7,15 +7,13 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-import pyarrow.fs as pafs
 import ray
 import ray.train
 import ray.train.torch
 import torch
 
-from acgs_workloads.artifacts import join_uri, read_bytes, resolve
 from acgs_workloads.config import Progress
-from acgs_workloads.training.checkpointing import STATE_FILE, load_from_directory, save_to_directory, state_from_bytes
+from acgs_workloads.training.checkpointing import load_from_directory, newest_persisted_state, save_to_directory
 from acgs_workloads.training.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -43,25 +41,6 @@ class RunMonitor:
 def start_monitor() -> Any:
     """A new :class:`RunMonitor` actor handle (passed to the workers in the loop config)."""
     return ray.remote(num_cpus=0)(RunMonitor).remote()
-
-
-def newest_persisted_state(run_storage: str) -> dict[str, Any] | None:
-    """The training state in the newest readable ``checkpoint_*`` directory under ``run_storage``."""
-    fs, base = resolve(run_storage)
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
-    except OSError:
-        return None
-    names = sorted(
-        (i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")),
-        reverse=True,
-    )
-    for name in names:  # Ray names checkpoints by time: newest first
-        try:
-            return state_from_bytes(read_bytes(join_uri(run_storage, name, STATE_FILE)))
-        except Exception as exc:  # a checkpoint cut off mid-write: try the one before
-            log.warning("skipping unreadable checkpoint %s: %s", name, exc)
-    return None
 
 
 class RayContext(WorkerContext):
