@@ -180,16 +180,19 @@ def platform_application() -> dict[str, Any]:
     return {"name": PLATFORM_APP, "route_prefix": "/", "import_path": PLATFORM_APP_IMPORT, "args": {}}
 
 
-def compose(current: Mapping[str, ServeApplication], name: str, desired: dict[str, Any] | None) -> list[dict[str, Any]]:
+def compose(
+    current: Mapping[str, ServeApplication], name: str, desired: dict[str, Any] | None, keep_platform: bool = False
+) -> list[dict[str, Any]]:
     """The full Serve config: every declaratively deployed application kept, ``name`` set to ``desired``
-    (or removed when None), and the platform application present exactly when a model app is."""
+    (or removed when None), and the platform application present when a model app is, or when
+    ``keep_platform`` (a withdrawn deployment still exists: its route should answer 404, not vanish)."""
     apps = [
         app.config for key, app in sorted(current.items()) if app.config is not None and key not in (name, PLATFORM_APP)
     ]
     if desired is not None:
         apps.append(desired)
     model_apps = [a for a in apps if a.get("import_path") == MODEL_APP_IMPORT]
-    if model_apps:
+    if model_apps or keep_platform:
         apps.append(platform_application())
     return apps
 

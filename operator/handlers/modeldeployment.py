@@ -59,14 +59,20 @@ async def _api_key_sha256(memo: kopf.Memo, md: ModelDeploymentSpec, namespace: s
     return hashlib.sha256(base64.b64decode(value)).hexdigest()
 
 
-async def _apply(memo: kopf.Memo, ray: RayClient, app: str, desired: dict[str, Any] | None) -> tuple[bool, Any]:
-    """Put this application's desired config into Ray Serve; returns (changed, current applications)."""
+async def _apply(
+    memo: kopf.Memo, ray: RayClient, app: str, desired: dict[str, Any] | None, deleting: bool = False
+) -> tuple[bool, Any]:
+    """Put this application's desired config into Ray Serve; returns (changed, current applications).
+
+    A withdrawn (Blocked) deployment keeps Serve and the platform application running, so its route
+    answers 404; deleting the last deployment removes every ACGS application.
+    """
     http_options = {"host": memo.config.serve_http_host, "port": memo.config.serve_http_port}
     async with memo.serve_lock:
         current = await ray.serve_applications()
         if not mds.needs_update(current, app, desired):
             return False, current
-        config = mds.compose(current, app, desired)
+        config = mds.compose(current, app, desired, keep_platform=not deleting)
         if config:
             await ray.put_serve_applications(config, http_options)
         else:
@@ -224,7 +230,7 @@ async def remove_model_deployment(
     override = (spec.get("rayCluster") or {}).get("address")
     ray = memo.rays.get(override)
     try:
-        changed, _ = await _apply(memo, ray, mds.app_name(namespace or "default", name), None)
+        changed, _ = await _apply(memo, ray, mds.app_name(namespace or "default", name), None, deleting=True)
     except RayUnavailable as exc:
         raise kopf.TemporaryError(f"cannot remove the Serve application yet: {exc}", delay=10) from exc
     PHASES.forget("ModelDeployment", f"{namespace}/{name}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from acgs_operator.devenv.kubectl import Kubectl
 from acgs_operator.devenv.process import wait_until
 
@@ -44,7 +45,10 @@ def ray_jobs_of(dashboard: str, uid: str) -> list[dict[str, Any]]:
 
 
 def test_training_job_completes_with_metrics_compliance_and_artifact(
-    kubectl: Kubectl, acgs_operator, ray_head, namespace: str  # type: ignore[no-untyped-def]
+    kubectl: Kubectl,
+    acgs_operator,
+    ray_head,
+    namespace: str,  # type: ignore[no-untyped-def]
 ) -> None:
     apply_constitution(kubectl, namespace)
     kubectl.apply(small_training_job("cai"), namespace=namespace, server_side=False)
@@ -63,7 +67,10 @@ def test_training_job_completes_with_metrics_compliance_and_artifact(
 
 
 def test_operator_restart_mid_training_keeps_exactly_one_ray_job(
-    kubectl: Kubectl, acgs_operator, ray_head, namespace: str  # type: ignore[no-untyped-def]
+    kubectl: Kubectl,
+    acgs_operator,
+    ray_head,
+    namespace: str,  # type: ignore[no-untyped-def]
 ) -> None:
     apply_constitution(kubectl, namespace)
     kubectl.apply(small_training_job("restart", training={"epochs": 4}), namespace=namespace, server_side=False)
@@ -76,8 +83,9 @@ def test_operator_restart_mid_training_keeps_exactly_one_ray_job(
     os.killpg(acgs_operator.process.pid, signal.SIGKILL)  # no graceful shutdown
     acgs_operator.process.proc.wait(timeout=10)
     acgs_operator.start()
-    kubectl.run("wait", "-n", namespace, "--for=condition=Complete", "--timeout=420s", "trainingjob/restart",
-                timeout=450)
+    kubectl.run(
+        "wait", "-n", namespace, "--for=condition=Complete", "--timeout=420s", "trainingjob/restart", timeout=450
+    )
     uid = kubectl.get_json("trainingjob", "restart", "-n", namespace)["metadata"]["uid"]
     assert len(ray_jobs_of(ray_head.dashboard_url, uid)) == 1
 

@@ -110,6 +110,8 @@ def test_compose_keeps_every_other_application() -> None:
     assert names == ["ns-a", "user-app", "ns-b", mds.PLATFORM_APP]
     names = [a["name"] for a in mds.compose(current, "ns-a", None)]
     assert names == ["user-app"], "the platform app goes away with the last model app"
+    names = [a["name"] for a in mds.compose(current, "ns-a", None, keep_platform=True)]
+    assert names == ["user-app", mds.PLATFORM_APP], "a withdrawn route answers 404 from a running proxy"
 
 
 def test_serving_status_maps_the_serve_state() -> None:
