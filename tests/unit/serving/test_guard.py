@@ -142,3 +142,32 @@ def test_guard_batches_queries(constitution: ConstitutionSnapshot) -> None:
     served = reference.evaluate(CAI.decisions(cols, finals))
     assert not any(reference.critical(found) for found in served)  # nothing served violates a critical principle
     assert any(r.report.overridden for r in rows)
+
+
+def test_cpu_unless_a_gpu_is_assigned_and_visible() -> None:
+    import torch
+
+    from acgs_workloads.serving.model import pick_device
+
+    assert pick_device(False).type == "cpu"
+    assert pick_device(True).type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize(("engine", "kind", "cache"), [("cached", "GuardEvaluator", True),
+                                                       ("bundle", "GuardEvaluator", False),
+                                                       ("reference", "ConstitutionEvaluator", False)])
+def test_guard_engine_knob(monkeypatch: pytest.MonkeyPatch, constitution: ConstitutionSnapshot, engine: str,
+                           kind: str, cache: bool) -> None:
+    from acgs_workloads.serving.args import ModelAppArgs
+    from acgs_workloads.serving.service import GUARD_ENGINE_ENV, guard_evaluator
+
+    args = ModelAppArgs.model_validate({"deployment": "a/b", "component": "constitutional-ai", "modelUri": "/x",
+                                        "modelSha256": "a" * 64, "constitution": constitution.wire()})
+    monkeypatch.setenv(GUARD_ENGINE_ENV, engine)
+    evaluator = guard_evaluator(args, 100)
+    assert type(evaluator).__name__ == kind
+    if isinstance(evaluator, GuardEvaluator):
+        assert (evaluator.cache_size > 0) == cache
+    monkeypatch.setenv(GUARD_ENGINE_ENV, "turbo")
+    with pytest.raises(ValueError, match="turbo"):
+        guard_evaluator(args, 100)
