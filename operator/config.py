@@ -23,6 +23,13 @@ class OperatorConfig(BaseModel):
     )
     metrics_port: int = Field(default=9090, ge=0, le=65535, description="Prometheus metrics port; 0 disables.")
     health_port: int = Field(default=8080, ge=0, le=65535, description="Liveness probe port; 0 disables.")
+    consistency_timeout: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=60.0,
+        description="Seconds kopf waits for its own status patch to come back through the watch before it "
+        "processes the next event of that object (kopf's default is 5; see benchmarks/bench_operator_latency.py).",
+    )
     watch_server_timeout: int = Field(default=300, ge=10, description="Seconds the API server keeps a watch open.")
     log_format: str = Field(default="full", pattern="^(plain|full|json)$")
 

@@ -23,7 +23,8 @@ from acgs_operator.reasons import ConditionType, Reason
 from acgs_workloads import storage
 
 PLURAL = "modeldeployments"
-POLL_SECONDS = 5.0
+POLL_SECONDS = 5.0  # steady state: re-gate (constitution, training results) and follow replicas
+FAST_POLL_SECONDS = 1.0  # while the Serve application is being deployed: Ready within a second of RUNNING
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
@@ -198,7 +199,18 @@ async def reconcile_model_deployment(
         raise kopf.TemporaryError(str(exc), delay=min(60, 2 ** min(retry, 5))) from exc
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=POLL_SECONDS, initial_delay=POLL_SECONDS)
+def _deploying(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") == "Deploying"
+
+
+def _settled(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") != "Deploying"
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, id="follow_deploying", interval=FAST_POLL_SECONDS, when=_deploying)
+@kopf.timer(
+    GROUP, VERSION, PLURAL, id="follow_settled", interval=POLL_SECONDS, initial_delay=POLL_SECONDS, when=_settled
+)
 async def follow_model_deployment(
     spec: kopf.Spec,
     meta: kopf.Meta,

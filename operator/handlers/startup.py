@@ -26,6 +26,7 @@ def configure(
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
+    settings.persistence.consistency_timeout = config.consistency_timeout
     settings.watching.server_timeout = config.watch_server_timeout
     settings.watching.client_timeout = config.watch_server_timeout + 30
     settings.watching.connect_timeout = 30

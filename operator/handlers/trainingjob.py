@@ -19,7 +19,8 @@ from acgs_operator.reasons import Reason
 from acgs_workloads.config import parse_events
 
 PLURAL = "trainingjobs"
-POLL_SECONDS = 5.0
+POLL_SECONDS = 5.0  # a running job: status and progress (from the job log) every 5 s
+FAST_POLL_SECONDS = 1.0  # a submitted job waiting to start: apply -> Running should take seconds, not 5
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
@@ -155,7 +156,16 @@ def _active(spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any) -> 
     )
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=POLL_SECONDS, when=_active)
+def _starting(spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+    return _active(spec=spec, status=status, meta=meta) and status.get("phase") in ("Pending", "Submitted")
+
+
+def _started(spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+    return _active(spec=spec, status=status, meta=meta) and status.get("phase") not in ("Pending", "Submitted")
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, id="follow_starting", interval=FAST_POLL_SECONDS, when=_starting)
+@kopf.timer(GROUP, VERSION, PLURAL, id="follow_running", interval=POLL_SECONDS, when=_started)
 async def follow_training_job(
     spec: kopf.Spec,
     meta: kopf.Meta,

@@ -1,5 +1,6 @@
 """Bad specs are refused by the API server at apply time (OpenAPI schema + CEL), naming the field."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -7,6 +8,7 @@ import yaml
 
 from acgs_operator.devenv.kubectl import Kubectl
 
+ROOT = Path(__file__).resolve().parents[3]
 TJ = {"component": "constitutional-ai", "constitutionRef": {"name": "default"}}
 MD = {"model": {"trainingJobRef": {"name": "tj"}}, "constitutionRef": {"name": "default"}}
 SHA = "a" * 64
@@ -133,3 +135,11 @@ def test_the_valid_baseline_is_accepted(kubectl: Kubectl, namespace: str) -> Non
             {"apiVersion": "acgs.io/v1alpha1", "kind": kind, "metadata": {"name": "ok"}, "spec": spec}
         )
         kubectl.run("apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=manifest)
+
+
+SAMPLES = sorted(ROOT.glob("manifests/**/*.yaml"))
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[str(p.relative_to(ROOT)) for p in SAMPLES])
+def test_samples_are_accepted_by_the_api_server(kubectl: Kubectl, namespace: str, sample: Path) -> None:
+    kubectl.run("apply", "--dry-run=server", "-n", namespace, "-f", str(sample))
