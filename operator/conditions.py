@@ -13,6 +13,14 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def seconds_since(timestamp: str | None) -> float:
+    """Seconds from a Kubernetes timestamp (``2026-01-01T00:00:00Z``) to now; 0 when absent."""
+    if not timestamp:
+        return 0.0
+    then = dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    return max(0.0, (dt.datetime.now(dt.UTC) - then).total_seconds())
+
+
 def find(conditions: Sequence[Condition] | None, type_: str) -> Condition | None:
     return next((c for c in conditions or () if c.get("type") == type_), None)
 

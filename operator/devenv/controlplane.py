@@ -17,7 +17,7 @@ import shutil
 import ssl
 import time
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -28,6 +28,7 @@ from acgs_operator.devenv.binaries import cache_dir, require_binary
 from acgs_operator.devenv.process import (
     ManagedProcess,
     ServiceError,
+    StateFile,
     free_port,
     pid_alive,
     port_in_use,
@@ -39,7 +40,7 @@ START_TIMEOUT = 90.0
 
 
 @dataclass
-class ControlPlaneState:
+class ControlPlaneState(StateFile):
     """What a running control plane is; saved as JSON so another process can stop it."""
 
     workdir: str
@@ -49,13 +50,6 @@ class ControlPlaneState:
     etcd_pid: int
     apiserver_pid: int
     started_at: float
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2))
-
-    @classmethod
-    def load(cls, path: Path) -> ControlPlaneState:
-        return cls(**json.loads(path.read_text()))
 
 
 def default_workdir() -> Path:

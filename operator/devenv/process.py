@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+S = TypeVar("S", bound="StateFile")
+
+
+class StateFile:
+    """A dataclass saved as JSON, so another process (``... down``) can find what one started."""
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))  # type: ignore[call-overload]
+
+    @classmethod
+    def load(cls: type[S], path: Path) -> S:
+        return cls(**json.loads(path.read_text()))
 
 
 class ServiceError(RuntimeError):

@@ -6,13 +6,12 @@ another Ray on the machine (unlike ``ray stop``, which kills every Ray process o
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
 import time
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -20,6 +19,7 @@ from acgs_operator.devenv.binaries import cache_dir
 from acgs_operator.devenv.process import (
     ManagedProcess,
     ServiceError,
+    StateFile,
     free_port,
     pid_alive,
     stop_process_group,
@@ -30,20 +30,13 @@ START_TIMEOUT = 120.0
 
 
 @dataclass
-class RayHeadState:
+class RayHeadState(StateFile):
     address: str  # GCS address for ray.init(address=...)
     dashboard_url: str  # Jobs and Serve REST APIs
     serve_port: int  # where Serve's HTTP proxy listens once an application is deployed
     pid: int
     temp_dir: str
     log: str
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2))
-
-    @classmethod
-    def load(cls, path: Path) -> RayHeadState:
-        return cls(**json.loads(path.read_text()))
 
 
 def ray_executable() -> str:

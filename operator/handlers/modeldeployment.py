@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import hashlib
 import logging
 from typing import Any
@@ -15,7 +14,7 @@ from pydantic import ValidationError
 from acgs_operator import constitutions, events
 from acgs_operator import modeldeployments as mds
 from acgs_operator.api.v1alpha1 import GROUP, VERSION, ModelDeploymentSpec
-from acgs_operator.conditions import now_iso, set_condition
+from acgs_operator.conditions import now_iso, seconds_since, set_condition
 from acgs_operator.handlers.indexes import first
 from acgs_operator.metrics import APPLY_TO_READY, ERRORS, PHASES, RECONCILES
 from acgs_operator.rayclient import RayClient, RayUnavailable
@@ -145,18 +144,11 @@ def _announce(
     if new["phase"] == "Blocked":
         events.warning(body, verdict.reason, verdict.message)
     elif new["phase"] == "Ready":
-        APPLY_TO_READY.observe(_seconds_since(meta.get("creationTimestamp")))
+        APPLY_TO_READY.observe(seconds_since(meta.get("creationTimestamp")))
         events.normal(body, Reason.READY, f"serving at {new.get('url')}")
     elif new["phase"] == "Failed":
         ready = next(c for c in new["conditions"] if c["type"] == ConditionType.READY)
         events.warning(body, Reason(ready["reason"]), ready["message"])
-
-
-def _seconds_since(timestamp: str | None) -> float:
-    if not timestamp:
-        return 0.0
-    created = dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    return max(0.0, (dt.datetime.now(dt.UTC) - created).total_seconds())
 
 
 def _unavailable(
@@ -170,33 +162,42 @@ def _unavailable(
     ERRORS.labels("ModelDeployment", reason).inc()
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def reconcile_model_deployment(
-    spec: kopf.Spec,
-    meta: kopf.Meta,
-    status: kopf.Status,
-    body: kopf.Body,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    namespace: str | None,
-    name: str,
-    retry: int,
-    constitutions_by_name: kopf.Index[Any, Any] | None = None,
-    trainingjobs_by_name: kopf.Index[Any, Any] | None = None,
-    **_: Any,
-) -> None:
-    indexes = {"constitutions_by_name": constitutions_by_name, "trainingjobs_by_name": trainingjobs_by_name}
+async def _guarded(kwargs: dict[str, Any], retry: int | None) -> None:
+    """Reconcile; Ray or the API-key Secret being unavailable becomes a condition and an event.
+
+    The change handlers (``retry`` given) then retry with backoff; the timers simply come back.
+    """
+    status, meta, body, patch = kwargs["status"], kwargs["meta"], kwargs["body"], kwargs["patch"]
+    indexes = {key: kwargs.get(key) for key in ("constitutions_by_name", "trainingjobs_by_name")}
     try:
-        await _reconcile(spec, meta, status, body, patch, memo, namespace or "default", name, indexes)
+        await _reconcile(
+            status=status,
+            meta=meta,
+            body=body,
+            patch=patch,
+            spec=kwargs["spec"],
+            memo=kwargs["memo"],
+            namespace=kwargs.get("namespace") or "default",
+            name=kwargs["name"],
+            indexes=indexes,
+        )
     except ValidationError as exc:
+        if retry is None:
+            return  # the change handler reported it
         events.warning(body, Reason.INVALID_SPEC, str(exc))
         raise kopf.PermanentError(f"invalid ModelDeployment spec: {exc}") from exc
     except (RayUnavailable, SecretUnavailable) as exc:
         reason = Reason.RAY_UNAVAILABLE if isinstance(exc, RayUnavailable) else Reason.SECRET_UNAVAILABLE
         _unavailable(exc, reason, body, patch, status, meta["generation"])
-        raise kopf.TemporaryError(str(exc), delay=min(60, 2 ** min(retry, 5))) from exc
+        if retry is not None:
+            raise kopf.TemporaryError(str(exc), delay=min(60, 2 ** min(retry, 5))) from exc
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+async def reconcile_model_deployment(retry: int, **kwargs: Any) -> None:
+    await _guarded(kwargs, retry)
 
 
 def _deploying(status: kopf.Status, **_: Any) -> bool:
@@ -211,28 +212,9 @@ def _settled(status: kopf.Status, **_: Any) -> bool:
 @kopf.timer(
     GROUP, VERSION, PLURAL, id="follow_settled", interval=POLL_SECONDS, initial_delay=POLL_SECONDS, when=_settled
 )
-async def follow_model_deployment(
-    spec: kopf.Spec,
-    meta: kopf.Meta,
-    status: kopf.Status,
-    body: kopf.Body,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    namespace: str | None,
-    name: str,
-    constitutions_by_name: kopf.Index[Any, Any] | None = None,
-    trainingjobs_by_name: kopf.Index[Any, Any] | None = None,
-    **_: Any,
-) -> None:
+async def follow_model_deployment(**kwargs: Any) -> None:
     """Re-gate and follow the Serve application: constitution changes, training results, replica health."""
-    indexes = {"constitutions_by_name": constitutions_by_name, "trainingjobs_by_name": trainingjobs_by_name}
-    try:
-        await _reconcile(spec, meta, status, body, patch, memo, namespace or "default", name, indexes)
-    except ValidationError:
-        return  # the change handler reported it
-    except (RayUnavailable, SecretUnavailable) as exc:
-        reason = Reason.RAY_UNAVAILABLE if isinstance(exc, RayUnavailable) else Reason.SECRET_UNAVAILABLE
-        _unavailable(exc, reason, body, patch, status, meta["generation"])
+    await _guarded(kwargs, retry=None)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

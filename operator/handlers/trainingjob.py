@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from acgs_operator import constitutions, events, trainingjobs
 from acgs_operator.api.v1alpha1 import GROUP, VERSION, TrainingJobSpec
-from acgs_operator.conditions import now_iso
+from acgs_operator.conditions import now_iso, seconds_since
 from acgs_operator.handlers.indexes import first
 from acgs_operator.metrics import APPLY_TO_RUNNING, ERRORS, PHASES, RECONCILES
 from acgs_operator.rayclient import JobStatus, RayClient, RayError, RayUnavailable
@@ -222,20 +222,13 @@ def _announce(body: kopf.Body, old_phase: str | None, new: dict[str, Any], meta:
     if phase == old_phase:
         return
     if phase == "Running":
-        APPLY_TO_RUNNING.observe(_seconds_since(meta.get("creationTimestamp")))
+        APPLY_TO_RUNNING.observe(seconds_since(meta.get("creationTimestamp")))
     failed = next((c for c in new.get("conditions", []) if c["type"] == "Failed" and c["status"] == "True"), None)
     if failed:
         events.warning(body, Reason(failed["reason"]), failed["message"])
     elif phase in ("Running", "Evaluating", "Succeeded"):
         complete = next((c for c in new.get("conditions", []) if c["type"] == "Complete"), None)
         events.normal(body, Reason(phase), complete["message"] if complete else f"phase {phase}")
-
-
-def _seconds_since(timestamp: str | None) -> float:
-    if not timestamp:
-        return 0.0
-    created = dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    return max(0.0, (dt.datetime.now(dt.UTC) - created).total_seconds())
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
