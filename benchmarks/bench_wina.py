@@ -64,7 +64,13 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="*", default=[256, 1024])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--speed-only", action="store_true", help="skip training; time the MLP at --widths only")
     args = parser.parse_args()
+    if args.speed_only:
+        widths = {str(w): speed_at_width(w, 2048, args.device, args.repeats) for w in args.widths}
+        print(json.dumps({"mlpSpeedupByWidth": widths, "device": args.device,
+                          "torchThreads": torch.get_num_threads()}, indent=2))
+        return
     model, tokens, labels, info = trained_model(args.examples, args.epochs, args.hidden)
     hidden = block_inputs(model, tokens)
     report = {
