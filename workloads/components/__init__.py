@@ -1,6 +1,14 @@
 """The six model components and their registry: ``get(name) -> Component``.
 
 Importing this package pulls in torch (the components hold models); the operator never imports it.
+
+Each component (``constitutional_ai``, ``policy_governance``, ``multi_agent_coordination``,
+``performance_optimization``, ``transformer_efficiency``, ``wina_optimization``) provides a seeded numpy
+generator, a model built from ``ModelSpec``, the constitution's decision ``input`` for its predictions, and
+pydantic request/response schemas; :class:`acgs_workloads.components.predictor.Predictor` serves it.
+Train one with the entry point, e.g.::
+
+    python -m acgs_workloads.train --config run.json   # a TrainRunConfig (camelCase JSON or YAML)
 """
 
 from __future__ import annotations
