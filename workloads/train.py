@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch  # noqa: F401  (import before the Rego engine: regopy first makes `import torch` abort)
+import torch  # before the Rego engine: loading regopy first makes `import torch` abort
 from pydantic import ValidationError
 
 from acgs_workloads.config import (
