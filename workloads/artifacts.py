@@ -19,8 +19,9 @@ from typing import Any
 
 import pyarrow.fs as pafs
 import torch
-from acgs_workloads.config import ModelArtifact
 from pydantic import BaseModel
+
+from acgs_workloads.config import ModelArtifact
 
 METADATA_FILE = "metadata.json"
 _CHUNK = 1 << 20
