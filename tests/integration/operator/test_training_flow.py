@@ -65,6 +65,12 @@ def test_training_job_completes_with_metrics_compliance_and_artifact(
     assert status["rayJob"]["status"] == "SUCCEEDED" and status["completionTime"]
     assert len(ray_jobs_of(ray_head.dashboard_url, job["metadata"]["uid"])) == 1
 
+    with urllib.request.urlopen(f"http://127.0.0.1:{acgs_operator.metrics_port}/metrics", timeout=10) as resp:
+        metrics = resp.read().decode()
+    assert 'acgs_resources{kind="TrainingJob",phase="Succeeded"}' in metrics
+    assert 'acgs_operator_reconciles_total{kind="TrainingJob",result="ok"}' in metrics
+    assert "acgs_trainingjob_apply_to_running_seconds_count" in metrics
+
 
 def test_operator_restart_mid_training_keeps_exactly_one_ray_job(
     kubectl: Kubectl,
