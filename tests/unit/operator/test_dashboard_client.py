@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from acgs_operator.rayclient import DashboardClient, JobStatus, RayError, RayUnavailable
 
 
