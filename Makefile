@@ -12,8 +12,12 @@ venv:
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@hack/install-python-deps.sh $(PY)
 
+# With an existing cluster (ACGS_TEST_KUBECONFIG) the tests start no control plane: etcd and
+# kube-apiserver are not built (kubectl from PATH is used).
+BUILD_ARGS := $(if $(ACGS_TEST_KUBECONFIG),--only helm --only kind,)
+
 binaries: venv
-	@$(PY) -m acgs_operator dev build-binaries
+	@$(PY) -m acgs_operator dev build-binaries $(BUILD_ARGS)
 
 setup: venv binaries
 

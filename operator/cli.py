@@ -11,6 +11,7 @@ acgs dev ray up|down                 a local Ray head with its dashboard
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -38,8 +39,9 @@ def _wait_for_ctrl_c() -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     from acgs_operator.devenv.embedded import EmbeddedStack
 
-    binaries.ensure_all(only=["etcd", "kubernetes"])
-    stack = EmbeddedStack(with_ray=not args.no_ray)
+    existing = None if args.local or not os.environ.get("KUBECONFIG") else Path(os.environ["KUBECONFIG"])
+    binaries.ensure_all(only=["kubernetes"] if existing else ["etcd", "kubernetes"])
+    stack = EmbeddedStack(with_ray=not args.no_ray, existing_kubeconfig=existing)
     try:
         stack.start()
         stack.kubectl.apply(_sample_constitution(), namespace="default")
@@ -47,8 +49,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         hash_ = stack.kubectl.run(
             "get", "constitution/default", "-n", "default", "-o", "jsonpath={.status.hash}"
         ).stdout
-        assert stack.control_plane is not None
-        kubeconfig = stack.control_plane.kubeconfig
+        kubeconfig = stack.kubeconfig
         print(
             f"""
 ACGS is up. The sample Constitution is Valid with hash {hash_}.
@@ -130,7 +131,10 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="run the embedded default until Ctrl-C")
-    up.add_argument("--no-ray", action="store_true", help="do not start a local Ray head")
+    up.add_argument("--no-ray", action="store_true", help="do not start a local Ray head (use ACGS_RAY_ADDRESS)")
+    up.add_argument(
+        "--local", action="store_true", help="start the embedded control plane even when KUBECONFIG names a cluster"
+    )
     up.set_defaults(func=cmd_up)
 
     op = sub.add_parser("operator", help="the operator").add_subparsers(dest="action", required=True)

@@ -81,19 +81,29 @@ class OperatorProcess:
 class EmbeddedStack:
     workdir: Path = field(default_factory=lambda: Path(os.environ.get("ACGS_RUN_DIR", cache_dir() / "run")))
     with_ray: bool = True
+    existing_kubeconfig: Path | None = None  # use this cluster instead of starting a local control plane
     control_plane: ControlPlane | None = None
     ray: RayHead | None = None
     operator: OperatorProcess | None = None
 
     @property
-    def kubectl(self) -> Kubectl:
+    def kubeconfig(self) -> Path:
+        if self.existing_kubeconfig is not None:
+            return self.existing_kubeconfig
         assert self.control_plane is not None
-        return Kubectl(self.control_plane.kubeconfig)
+        return self.control_plane.kubeconfig
+
+    @property
+    def kubectl(self) -> Kubectl:
+        return Kubectl(self.kubeconfig)
 
     def start(self, log: Callable[[str], object] = print) -> EmbeddedStack:
-        self.control_plane = ControlPlane(self.workdir / "control-plane")
-        self.control_plane.start()
-        log(f"control plane up at {self.control_plane.server} in {self.control_plane.startup_seconds:.1f}s")
+        if self.existing_kubeconfig is None:
+            self.control_plane = ControlPlane(self.workdir / "control-plane")
+            self.control_plane.start()
+            log(f"control plane up at {self.control_plane.server} in {self.control_plane.startup_seconds:.1f}s")
+        else:
+            log(f"using the cluster of {self.existing_kubeconfig}")
         install_crds(self.kubectl)
         log("CRDs installed: " + ", ".join(k.crd_name for k in crdgen.KINDS))
         ray_dashboard = os.environ.get("ACGS_RAY_ADDRESS", "")
@@ -103,7 +113,7 @@ class EmbeddedStack:
             ray_dashboard = state.dashboard_url
             log(f"Ray head up: dashboard {state.dashboard_url}, GCS {state.address}")
         self.operator = OperatorProcess(
-            kubeconfig=self.control_plane.kubeconfig,
+            kubeconfig=self.kubeconfig,
             ray_address=ray_dashboard or "http://127.0.0.1:8265",
             serve_port=self.ray.state.serve_port if self.ray and self.ray.state else 8000,
             artifact_root=str(self.workdir / "artifacts"),
