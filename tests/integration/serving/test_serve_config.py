@@ -19,7 +19,7 @@ from .conftest import ServeEnv, Trained, app_args
 
 pytestmark = pytest.mark.integration
 
-GOOD, BAD = "cfg-good", "cfg-bad"
+GOOD, BAD, AUTO = "cfg-good", "cfg-bad", "cfg-auto"
 
 
 def application(name: str, prefix: str, args: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
@@ -55,13 +55,17 @@ def configured(serve_env: ServeEnv, ray_head: Any, trained: Callable[[str], Trai
         application(GOOD, "/constitutional-ai", good,
                     {"num_replicas": 2, "ray_actor_options": {"num_cpus": 0.5, "num_gpus": 0}}),
         application(BAD, "/bad-digest", bad, {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.5}}),
+        application(AUTO, "/autoscaled", app_args(model, constitution, "auto", batching={"maxBatchSize": 4}),
+                    {"autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 2},
+                     "ray_actor_options": {"num_cpus": 0.25, "num_gpus": 0}}),
         {"name": "acgs-platform", "route_prefix": "/",
          "import_path": "acgs_workloads.serving.platform:build_platform", "args": {}},
     ]}
     dashboard = ray_head.dashboard_url
     r = httpx.put(f"{dashboard}/api/serve/applications/", json=config, timeout=60)
     assert r.status_code == 200, r.text
-    apps = wait_status(dashboard, {GOOD: "RUNNING", BAD: "DEPLOY_FAILED", "acgs-platform": "RUNNING"})
+    apps = wait_status(dashboard, {GOOD: "RUNNING", BAD: "DEPLOY_FAILED", AUTO: "RUNNING",
+                                   "acgs-platform": "RUNNING"})
     try:
         yield {"apps": apps, "dashboard": dashboard, "model": model}
     finally:
@@ -75,6 +79,17 @@ def test_config_deploys_the_model_with_replicas(configured: dict[str, Any], http
     assert deployment["deployment_config"]["ray_actor_options"]["num_cpus"] == 0.5
     r = http.post("/constitutional-ai/predict", json={"constitutional_hash": constitution.hash})
     assert r.status_code == 200 and r.json()["constitutional_hash"] == constitution.hash
+
+
+def test_autoscaling_config_is_applied(configured: dict[str, Any], http: httpx.Client,
+                                       constitution: ConstitutionSnapshot) -> None:
+    deployment = configured["apps"][AUTO]["deployments"]["ModelServer"]
+    autoscaling = deployment["deployment_config"]["autoscaling_config"]
+    assert (autoscaling["min_replicas"], autoscaling["max_replicas"]) == (1, 2)
+    assert autoscaling["target_ongoing_requests"] == 2
+    r = http.post("/autoscaled/predict", json={"constitutional_hash": constitution.hash})
+    assert r.status_code == 200, r.text
+    assert http.get("/autoscaled/metadata").json()["batching"] == {"maxBatchSize": 4, "batchWaitTimeoutMs": 2.0}
 
 
 def test_wrong_digest_fails_the_application_with_a_clear_message(configured: dict[str, Any],
