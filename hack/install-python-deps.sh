@@ -2,6 +2,7 @@
 # Install the project (editable) and its dependencies into the venv whose python is $1.
 # Skips the pip run when pyproject.toml and the checkout path are unchanged since the last install.
 set -euo pipefail
+export PYTHONSAFEPATH=1  # the repository root must not shadow the stdlib's `operator` (see Makefile)
 py="$1"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 stamp="$(dirname "$py")/../.acgs-install-stamp"

@@ -56,6 +56,7 @@ class OperatorProcess:
             ACGS_SERVE_HTTP_HOST="127.0.0.1",
             ACGS_SERVE_HTTP_PORT=str(self.serve_port),  # the local Ray head runs from this environment
             PYTHONUNBUFFERED="1",
+            PYTHONSAFEPATH="1",  # a cwd holding operator/ must not shadow the stdlib's `operator`
             **self.extra_env,
         )
         self.process = ManagedProcess(

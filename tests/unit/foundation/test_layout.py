@@ -1,5 +1,6 @@
 """The directories install under import names that the stdlib's `operator` cannot shadow."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,17 @@ def test_packages_import_from_outside_the_repository(tmp_path: Path) -> None:
     assert not stdlib_operator.startswith(str(ROOT)), "the stdlib's operator module must win"
     assert Path(ops) == ROOT / "operator" / "__init__.py"
     assert Path(work) == ROOT / "workloads" / "__init__.py"
+
+
+def test_the_repository_root_does_not_shadow_the_stdlib_with_safe_path() -> None:
+    """From the repository root `python -m` would find operator/ first; PYTHONSAFEPATH (set by the
+    Makefile and CI) keeps the root off sys.path, and the command line still works."""
+    env = {"PATH": os.environ["PATH"], "PYTHONSAFEPATH": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "acgs_operator", "--help"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "acgs" in proc.stdout
 
 
 def test_operator_package_does_not_import_torch_or_ray(tmp_path: Path) -> None:
