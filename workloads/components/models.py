@@ -57,11 +57,11 @@ class WinaLinear(nn.Linear):
             return super().forward(x)
         norms, transposed = self._norms_and_transpose()
         k = self.k()
-        scores = x.detach().abs() * norms.to(x.dtype)
-        if self.mode == "shared":
-            shared = scores.reshape(-1, self.in_features).sum(dim=0).topk(k).indices
+        if self.mode == "shared":  # sum over rows of |x_i| * ||W[:, i]|| = ||W[:, i]|| * sum of |x_i|
+            totals = x.detach().abs().reshape(-1, self.in_features).sum(dim=0) * norms.to(x.dtype)
+            shared = totals.topk(k).indices
             return F.linear(x.index_select(-1, shared), self.weight.index_select(1, shared), self.bias)
-        index = scores.topk(k, dim=-1).indices
+        index = (x.detach().abs() * norms.to(x.dtype)).topk(k, dim=-1).indices
         if self.mode == "mask":
             mask = torch.zeros_like(x).scatter_(-1, index, 1.0)
             return F.linear(x * mask, self.weight, self.bias)
