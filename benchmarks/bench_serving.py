@@ -251,6 +251,7 @@ class ServeVariant:
     runtime_guard: bool = True
     batching: dict[str, float] | None = None
     max_ongoing_requests: int | None = None
+    access_log: bool = True
 
 
 VARIANTS = (
@@ -262,6 +263,8 @@ VARIANTS = (
                  batching={"maxBatchSize": 8, "batchWaitTimeoutMs": 2.0}),
     ServeVariant("serve-cached-batch32", "Serve, cached guard, @serve.batch(32, 1 ms), max_ongoing 128",
                  batching={"maxBatchSize": 32, "batchWaitTimeoutMs": 1.0}, max_ongoing_requests=128),
+    ServeVariant("serve-batch32-quiet", "as serve-cached-batch32, per-request access log off (logging_config)",
+                 batching={"maxBatchSize": 32, "batchWaitTimeoutMs": 1.0}, max_ongoing_requests=128, access_log=False),
     ServeVariant("serve-guard-off", "Serve, runtime guard off, batch(8, 2 ms)", runtime_guard=False,
                  batching={"maxBatchSize": 8, "batchWaitTimeoutMs": 2.0}),
 )
@@ -283,6 +286,8 @@ def deploy_variant(variant: ServeVariant, base_args: dict[str, Any]) -> str:
     }
     if variant.max_ongoing_requests:
         options["max_ongoing_requests"] = variant.max_ongoing_requests
+    if not variant.access_log:
+        options["logging_config"] = {"enable_access_log": False, "log_level": "WARNING"}
     deployment = app._bound_deployment  # the Serve config's `deployments:` override, in Python
     app = deployment.options(**options).bind(*deployment.init_args)
     name = f"bench-{variant.name}"
@@ -349,6 +354,52 @@ def histogram(results: dict[str, list[float]], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+# --------------------------------------------------------------------------- in-process costs
+
+
+def micro(model_dir: str, sha256: str, constitution: Any, bodies: list[bytes], repeats: int = 200) -> dict[str, Any]:
+    """Milliseconds per call of the pieces of a request, in this process (no HTTP): the model, each guard
+    engine on one decision and on a batch, and the whole ``predict_batch``."""
+    import numpy as np
+    import torch
+
+    from acgs_workloads.constitution import ConstitutionEvaluator
+    from acgs_workloads.serving.args import parse_model_args
+    from acgs_workloads.serving.model import ServedModel
+    from acgs_workloads.serving.rego_fast import GuardEvaluator
+    from acgs_workloads.serving.service import ModelService
+
+    torch.set_num_threads(1)
+    args = parse_model_args({"deployment": "bench/micro", "component": "constitutional-ai", "modelUri": model_dir,
+                             "modelSha256": sha256, "constitution": constitution.wire()})
+    model = ServedModel.load(args.component, args.model_uri, args.model_sha256)
+    requests = [model.component.request_model.model_validate_json(b) for b in bodies]
+    out: dict[str, Any] = {}
+
+    def timed(label: str, fn: Any, n: int = repeats) -> None:
+        fn()
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        out[label] = round((time.perf_counter() - start) / n * 1000, 4)
+
+    for size in (1, 8, 32):
+        batch = requests[:size]
+        inference = model.infer(batch)
+        decisions = model.decisions_for(inference.cols, np.arange(size), inference.predicted)
+        timed(f"model.infer[{size}]", lambda b=batch: model.infer(b))
+        reference = ConstitutionEvaluator(constitution)
+        timed(f"guard.reference[{size}]", lambda d=decisions, e=reference: e.evaluate(d), n=10)
+        bundle = GuardEvaluator(constitution, cache_size=0)
+        timed(f"guard.bundle[{size}]", lambda d=decisions, e=bundle: e.evaluate(d), n=30)
+        cached = GuardEvaluator(constitution)
+        timed(f"guard.cached-hit[{size}]", lambda d=decisions, e=cached: e.evaluate(d))
+        for engine, evaluator in (("cached", GuardEvaluator(constitution)), ("off", None)):
+            service = ModelService(args.model_copy(update={"runtime_guard": evaluator is not None}), model, evaluator)
+            timed(f"predict_batch.{engine}[{size}]", lambda b=batch, s=service: s.predict_batch(b))
+    return out
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -380,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     base_args = {"deployment": "bench/constitutional-ai", "component": "constitutional-ai", "modelUri": model_dir,
                  "modelSha256": trained.model.sha256, "constitution": constitution.wire(), "runtimeGuard": True}
     bodies = request_bodies(constitution.hash, opts.bodies)
+    micro_costs = micro(model_dir, trained.model.sha256, constitution, bodies)
+    print("in-process ms per call: " + ", ".join(f"{k} {v}" for k, v in micro_costs.items()), flush=True)
     results: list[Result] = []
     latencies: dict[str, list[float]] = {}
 
@@ -465,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
               f">= 1000 RPS: {'met' if best.peak_rps >= 1000 else 'NOT met'}")
     suffix = f"-{opts.tag}" if opts.tag else ""
     out = REPORTS / f"serving{suffix}.json"
-    out.write_text(json.dumps({"cpus": os.cpu_count(), "serve_env": opts.serve_env,
+    out.write_text(json.dumps({"cpus": os.cpu_count(), "serve_env": opts.serve_env, "in_process_ms": micro_costs,
                                "results": [asdict(r) for r in results]}, indent=2))
     png = REPORTS / f"serving_latency{suffix}.png"
     histogram({k: v for k, v in latencies.items() if k in ("uvicorn-bare", "serve-noop", "serve-cached-batch8")}
