@@ -9,6 +9,14 @@ reason and the component logs.
 
 from __future__ import annotations
 
+import contextlib
+
+# torch must be loaded before regopy: the other order aborts the process at `import torch`
+# ("double free or corruption", regopy 1.5.2 with torch 2.15). Tests compile Rego long before some
+# of them import torch, so load it first, once.
+with contextlib.suppress(ImportError):
+    import torch  # noqa: F401
+
 import os
 import re
 import uuid
