@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
 COMPONENTS = (
@@ -37,9 +37,9 @@ MixedPrecision = Literal["auto", "bf16", "fp16", "off"]
 SchedulerType = Literal["cosine", "linear", "polynomial", "constant"]
 
 
-def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, JsonValue]:
     """One ``x-kubernetes-validations`` entry (a CEL rule checked by the API server)."""
-    entry = {"rule": rule, "message": message}
+    entry: dict[str, JsonValue] = {"rule": rule, "message": message}
     if field_path:
         entry["fieldPath"] = field_path
     return entry
