@@ -75,8 +75,7 @@ def human(line: str) -> None:
 
 def progress_line(progress: Progress) -> None:
     loss = "-" if progress.loss is None else f"{progress.loss:.4f}"
-    human(f"epoch {progress.epoch}/{progress.total_epochs} step {progress.step} "
-          f"{progress.percent:5.1f}% loss {loss}")
+    human(f"epoch {progress.epoch}/{progress.total_epochs} step {progress.step} {progress.percent:5.1f}% loss {loss}")
 
 
 def run(cfg: TrainRunConfig) -> ResultEvent:
@@ -93,24 +92,38 @@ def run(cfg: TrainRunConfig) -> ResultEvent:
     component = get(cfg.component)
     train, test = run_split(cfg)
     digest = dataset_digest({**train, **{f"test:{k}": v for k, v in test.items()}})
-    human(f"run {cfg.run_id}: {cfg.component}, {len(train['label'])} train / {len(test['label'])} test examples, "
-          f"{'Ray Train' if cfg.use_ray else 'plain torch'} with {cfg.resources.workers} worker(s), "
-          f"constitution {cfg.constitution.name}@{cfg.constitution.hash}")
+    human(
+        f"run {cfg.run_id}: {cfg.component}, {len(train['label'])} train / {len(test['label'])} test examples, "
+        f"{'Ray Train' if cfg.use_ray else 'plain torch'} with {cfg.resources.workers} worker(s), "
+        f"constitution {cfg.constitution.name}@{cfg.constitution.hash}"
+    )
     outcome = run_training(build_task, cfg, on_progress=progress_line)
-    human(f"trained in {outcome.wall_seconds:.1f}s: final loss {outcome.final_loss:.4f}, "
-          f"{outcome.samples_per_second:.0f} samples/s, restarts {outcome.restarts}")
+    human(
+        f"trained in {outcome.wall_seconds:.1f}s: final loss {outcome.final_loss:.4f}, "
+        f"{outcome.samples_per_second:.0f} samples/s, restarts {outcome.restarts}"
+    )
     model = component.build_model(cfg.model)
     model.load_state_dict(outcome.state_dict)
     model.eval()
-    torch.set_grad_enabled(False)
-    result = evaluate_component(
-        component, model, cfg.model, test, cfg.constitution, cfg.evaluation.gates,
-        loss=round(outcome.final_loss, 6), samples_per_second=round(outcome.samples_per_second, 3),
-    )
+    with torch.no_grad():  # not torch.set_grad_enabled(False): a later run in this process must train
+        result = evaluate_component(
+            component,
+            model,
+            cfg.model,
+            test,
+            cfg.constitution,
+            cfg.evaluation.gates,
+            loss=round(outcome.final_loss, 6),
+            samples_per_second=round(outcome.samples_per_second, 3),
+        )
     extra: dict[str, Any] = {
         "labelAgreement": result.label_agreement,
-        "latency": {"p50Ms": result.latency.p50_ms, "p99Ms": result.latency.p99_ms,
-                    "throughputRps": result.latency.throughput_rps, "requests": result.latency.requests},
+        "latency": {
+            "p50Ms": result.latency.p50_ms,
+            "p99Ms": result.latency.p99_ms,
+            "throughputRps": result.latency.throughput_rps,
+            "requests": result.latency.requests,
+        },
         "lossCurve": outcome.loss_curve,
         "restarts": outcome.restarts,
         "trainWallSeconds": outcome.wall_seconds,
@@ -121,18 +134,29 @@ def run(cfg: TrainRunConfig) -> ResultEvent:
     if cfg.component in ("transformer-efficiency", "wina-optimization"):
         extra["trainTokensPerSecond"] = outcome.samples_per_second * cfg.model.sequence_length
     artifact = save_artifact(
-        cfg.artifact_root, cfg.run_id, outcome.state_dict,
-        component=cfg.component, config=cfg, constitution_hash=cfg.constitution.hash, dataset_digest=digest,
-        metrics=result.metrics, compliance=result.compliance, extra=extra,
+        cfg.artifact_root,
+        cfg.run_id,
+        outcome.state_dict,
+        component=cfg.component,
+        config=cfg,
+        constitution_hash=cfg.constitution.hash,
+        dataset_digest=digest,
+        metrics=result.metrics,
+        compliance=result.compliance,
+        extra=extra,
     )
     m, c = result.metrics, result.compliance
-    human(f"evaluated: accuracy {m.accuracy:.4f} f1 {m.f1:.4f} compliance {c.score:.4f} "
-          f"(threshold {c.threshold}) p99 {m.p99_latency_ms:.2f} ms, label agreement {result.label_agreement:.4f}")
+    human(
+        f"evaluated: accuracy {m.accuracy:.4f} f1 {m.f1:.4f} compliance {c.score:.4f} "
+        f"(threshold {c.threshold}) p99 {m.p99_latency_ms:.2f} ms, label agreement {result.label_agreement:.4f}"
+    )
     for key, value in result.extra.items():
         human(f"  {key}: {json.dumps(value) if not isinstance(value, float) else round(value, 4)}")
     human(f"gates {'passed' if result.gates.passed else 'FAILED: ' + '; '.join(result.gates.failures)}")
-    human(f"artifact {artifact.uri} sha256 {artifact.sha256} ({artifact.size_bytes} bytes); "
-          f"total {time.perf_counter() - started:.1f}s")
+    human(
+        f"artifact {artifact.uri} sha256 {artifact.sha256} ({artifact.size_bytes} bytes); "
+        f"total {time.perf_counter() - started:.1f}s"
+    )
     return ResultEvent(metrics=m, compliance=c, model=artifact, gates=result.gates, restarts=outcome.restarts)
 
 

@@ -6,6 +6,7 @@ another Ray on the machine (unlike ``ray stop``, which kills every Ray process o
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -20,7 +21,7 @@ from acgs_operator.devenv.process import (
     ManagedProcess,
     ServiceError,
     StateFile,
-    free_port,
+    free_ports,
     pid_alive,
     stop_process_group,
     wait_until,
@@ -75,15 +76,16 @@ class RayHead:
                 )
             state_file.unlink()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        gcs_port, dashboard_port, serve_port = free_port(), free_port(), free_port()
+        gcs_port, dashboard_port, serve_port, *others = free_ports(8)
         # every port Ray would otherwise take at a fixed default, so several heads can share a machine
-        fixed_defaults = {
-            "--dashboard-agent-listen-port": free_port(),  # default 52365
-            "--dashboard-agent-grpc-port": free_port(),
-            "--metrics-export-port": free_port(),
-            "--runtime-env-agent-port": free_port(),
-            "--ray-client-server-port": free_port(),  # default 10001
-        }
+        flags = (
+            "--dashboard-agent-listen-port",  # default 52365
+            "--dashboard-agent-grpc-port",
+            "--metrics-export-port",
+            "--runtime-env-agent-port",
+            "--ray-client-server-port",
+        )  # default 10001
+        fixed_defaults = dict(zip(flags, others, strict=True))
         # a short temp dir: Ray's unix socket paths must stay under 107 characters
         temp_dir = Path("/tmp") / f"acgs-ray-{gcs_port}"
         # A development head on loopback: token auth off explicitly, so a token left in ~/.ray by an
@@ -165,8 +167,8 @@ def stop_from_state(workdir: Path | None = None) -> bool:
     state_file = workdir / "state.json"
     if not state_file.exists():
         return False
-    state = RayHeadState.load(state_file)
-    stop_process_group(state.pid, grace=3.0)
-    shutil.rmtree(state.temp_dir, ignore_errors=True)
+    raw = json.loads(state_file.read_text())  # tolerate state files of older versions: pid and temp dir suffice
+    stop_process_group(int(raw["pid"]), grace=3.0)
+    shutil.rmtree(str(raw["temp_dir"]), ignore_errors=True)
     state_file.unlink()
     return True

@@ -23,15 +23,20 @@ def _job(data: dict[str, Any]) -> JobInfo:
 
 
 def _application(name: str, data: dict[str, Any]) -> ServeApplication:
+    """One application of GET /api/serve/applications/. A failed application's own message is generic
+    ("deploying failed"); the cause (e.g. an artifact digest mismatch) is in its deployments' messages."""
     running = target = 0
+    messages = [data.get("message") or ""]
     for deployment in (data.get("deployments") or {}).values():
+        if deployment.get("status") not in (None, "HEALTHY", "UPDATING") and deployment.get("message"):
+            messages.append(str(deployment["message"]))
         replicas = deployment.get("replicas") or []
         running += sum(1 for r in replicas if r.get("state") == "RUNNING")
         target += int(deployment.get("target_num_replicas") or 0)
     return ServeApplication(
         name=name,
         status=data.get("status", "NOT_STARTED"),
-        message=data.get("message") or "",
+        message="; ".join(m for m in messages if m),
         route_prefix=data.get("route_prefix"),
         config=data.get("deployed_app_config"),
         replicas_running=running,
