@@ -110,7 +110,8 @@ def serve_env(ray_address: str) -> Iterator[ServeEnv]:
     from ray import serve
     from ray.serve.context import _get_global_client
 
-    if not ray.is_initialized():
+    connected_here = not ray.is_initialized()
+    if connected_here:
         ray.init(address=ray_address, log_to_driver=False)
     try:
         _get_global_client()
@@ -128,6 +129,8 @@ def serve_env(ray_address: str) -> Iterator[ServeEnv]:
                 serve.delete(name, _blocking=True)
         if started_here:
             serve.shutdown()
+        if connected_here:  # later modules connect with their own options
+            ray.shutdown()
 
 
 @pytest.fixture(scope="module")
