@@ -11,24 +11,35 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
-import pyarrow.fs as pafs
 import torch
 from pydantic import BaseModel
 
 from acgs_workloads.config import ModelArtifact
+from acgs_workloads.storage import (  # re-exported: the training code reads and writes through these
+    METADATA_FILE,
+    StorageError,
+    exists,
+    join_uri,
+    read_bytes,
+    read_metadata,
+    resolve,
+    weights_uri_of,
+    write_bytes,
+)
 
-METADATA_FILE = "metadata.json"
+__all__ = [
+    "METADATA_FILE", "ArtifactDigestMismatch", "ArtifactError", "LoadedArtifact", "exists", "join_uri",
+    "load_artifact", "read_bytes", "read_metadata", "resolve", "save_artifact", "sha256_bytes", "sha256_of",
+    "weights_uri_of", "write_bytes",
+]
+
 _CHUNK = 1 << 20
-
-
-class ArtifactError(Exception):
-    """An artifact cannot be written or read."""
+ArtifactError: TypeAlias = StorageError  # an artifact that cannot be read or written is a storage error
 
 
 class ArtifactDigestMismatch(ArtifactError):
@@ -46,55 +57,6 @@ class LoadedArtifact:
     state_dict: dict[str, torch.Tensor]
     metadata: dict[str, Any]
     artifact: ModelArtifact
-
-
-# --------------------------------------------------------------------------- URIs and filesystems
-
-
-def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
-    """The pyarrow filesystem and the path inside it for a local path or filesystem URI."""
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), os.path.abspath(uri)
-    try:
-        return pafs.FileSystem.from_uri(uri)
-    except (ValueError, OSError) as exc:
-        raise ArtifactError(f"cannot open artifact location {uri!r}: {exc}") from exc
-
-
-def join_uri(root: str, *parts: str) -> str:
-    """``root`` joined with ``parts`` by ``/`` (keeps the scheme of a URI)."""
-    if "://" not in root:
-        return os.path.join(os.path.abspath(root), *parts)
-    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
-
-
-def _parent(uri: str) -> str:
-    return uri.rstrip("/").rsplit("/", 1)[0] if "://" in uri else os.path.dirname(uri)
-
-
-def write_bytes(uri: str, data: bytes) -> None:
-    fs, path = resolve(uri)
-    fs.create_dir(_parent_path(path), recursive=True)
-    with fs.open_output_stream(path) as out:
-        out.write(data)
-
-
-def read_bytes(uri: str) -> bytes:
-    fs, path = resolve(uri)
-    try:
-        with fs.open_input_stream(path) as inp:
-            return bytes(inp.read())
-    except FileNotFoundError as exc:
-        raise ArtifactError(f"artifact {uri} does not exist") from exc
-
-
-def exists(uri: str) -> bool:
-    fs, path = resolve(uri)
-    return bool(fs.get_file_info(path).type != pafs.FileType.NotFound)
-
-
-def _parent_path(path: str) -> str:
-    return path.rstrip("/").rsplit("/", 1)[0] or "/"
 
 
 # --------------------------------------------------------------------------- digests
@@ -203,24 +165,6 @@ def save_artifact(
     }
     write_bytes(join_uri(directory, METADATA_FILE), json.dumps(metadata, indent=2, sort_keys=True).encode())
     return ModelArtifact(uri=weights_uri, sha256=digest, size_bytes=len(data))
-
-
-def weights_uri_of(uri: str) -> str:
-    """The weights file for ``uri``: the file itself, or the weights file named in a model directory's metadata."""
-    fs, path = resolve(uri)
-    if fs.get_file_info(path).type == pafs.FileType.Directory:
-        meta = json.loads(read_bytes(join_uri(uri, METADATA_FILE)))
-        return join_uri(uri, str(meta["weights"]["file"]))
-    return uri
-
-
-def read_metadata(uri: str) -> dict[str, Any]:
-    """The ``metadata.json`` next to the weights at ``uri`` (or inside the model directory ``uri``)."""
-    weights = weights_uri_of(uri)
-    loaded = json.loads(read_bytes(join_uri(_parent(weights), METADATA_FILE)))
-    if not isinstance(loaded, dict):
-        raise ArtifactError(f"metadata of {uri} is not a JSON object")
-    return loaded
 
 
 def load_artifact(uri: str, expected_sha256: str | None = None) -> LoadedArtifact:

@@ -11,7 +11,7 @@ Ray workers never hold Kubernetes credentials.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
@@ -287,7 +287,7 @@ class ResultEvent(CamelModel):
     restarts: int = Field(default=0, ge=0)
 
 
-Event = Annotated[Union[ProgressEvent, ResultEvent], Field(discriminator="kind")]
+Event = Annotated[ProgressEvent | ResultEvent, Field(discriminator="kind")]
 _EVENT = TypeAdapter(Event)
 
 

@@ -16,7 +16,7 @@ METADATA_FILE = "metadata.json"
 
 
 class StorageError(Exception):
-    """A location cannot be opened or read."""
+    """A location cannot be opened, read or written."""
 
 
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -38,6 +38,22 @@ def join_uri(root: str, *parts: str) -> str:
 
 def parent(uri: str) -> str:
     return uri.rstrip("/").rsplit("/", 1)[0] if "://" in uri else os.path.dirname(uri)
+
+
+def parent_path(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[0] or "/"
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    fs, path = resolve(uri)
+    fs.create_dir(parent_path(path), recursive=True)
+    with fs.open_output_stream(path) as out:
+        out.write(data)
+
+
+def exists(uri: str) -> bool:
+    fs, path = resolve(uri)
+    return bool(fs.get_file_info(path).type != pafs.FileType.NotFound)
 
 
 def read_bytes(uri: str) -> bytes:
