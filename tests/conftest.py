@@ -32,10 +32,11 @@ TIERS = ("unit", "integration", "e2e")
 ACGS_PLURALS = ("modeldeployments.acgs.io", "trainingjobs.acgs.io", "constitutions.acgs.io")
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
-        if parts and parts[0] in TIERS and not any(item.iter_markers(name=t) for t in TIERS):
+        if parts and parts[0] in TIERS and not any(item.get_closest_marker(t) for t in TIERS):
             item.add_marker(getattr(pytest.mark, parts[0]))
 
 
