@@ -122,6 +122,39 @@ def measure(cluster: Cluster, serve: str, runs: int, label: str) -> dict[str, li
     return {"apply_to_running": running, "apply_to_serving": serving, "apply_to_ready": ready}
 
 
+def measure_direct(dashboard: str, serve: str, runs: int) -> dict[str, list[float]]:
+    """The same two paths without the operator: Ray's own share of the latency (the baseline)."""
+    job_running, put_serving = [], []
+    api = httpx.Client(base_url=dashboard, timeout=90)
+    for i in range(runs):
+        sid = f"direct-{i}-{time.time_ns()}"
+        t = time.monotonic()
+        api.post(
+            "/api/jobs/",
+            json={"submission_id": sid, "entrypoint": f"{sys.executable} -c 'import time; time.sleep(60)'"},
+        ).raise_for_status()
+        poll(lambda sid=sid: api.get(f"/api/jobs/{sid}").json()["status"] == "RUNNING")
+        job_running.append(time.monotonic() - t)
+        api.post(f"/api/jobs/{sid}/stop")
+
+        apps = api.get("/api/serve/applications/").json()["applications"]
+        configs = [a["deployed_app_config"] for a in apps.values() if a.get("deployed_app_config")]
+        model = next(c for c in configs if c["route_prefix"] == "/anchor")
+        prefix = f"/direct-{i}"
+        extra = {**model, "name": f"direct-{i}", "route_prefix": prefix}
+        t = time.monotonic()
+        api.put("/api/serve/applications/", json={"applications": [*configs, extra]}).raise_for_status()
+        poll(lambda prefix=prefix: route_ok(f"{serve}{prefix}/health"))
+        put_serving.append(time.monotonic() - t)
+        api.put("/api/serve/applications/", json={"applications": configs}).raise_for_status()
+        poll(lambda prefix=prefix: not route_ok(f"{serve}{prefix}/health"), timeout=60)
+        print(
+            f"  [direct] run {i + 1}/{runs}: job running {job_running[-1]:.2f}s  serving {put_serving[-1]:.2f}s",
+            flush=True,
+        )
+    return {"ray_job_submit_to_running": job_running, "serve_put_to_serving": put_serving}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
@@ -174,6 +207,8 @@ def main() -> None:
                     poll(lambda: route_ok(f"{serve}/anchor/health"), timeout=300)
                     results["bench-model"] = True
                 results[str(setting)] = measure(cluster, serve, args.runs, f"c{setting:g}".replace(".", "_"))
+                if "direct" not in results:
+                    results["direct"] = measure_direct(state.dashboard_url, serve, args.runs)
             finally:
                 operator.stop()
     finally:
@@ -184,11 +219,11 @@ def main() -> None:
 
 def report(results: dict[str, Any], args: argparse.Namespace, out: Path) -> None:
     rows = []
-    print(f"\n{'consistency':>11} | {'metric':<18} | {'p50 s':>6} | {'p95 s':>6} | {'mean s':>6} | runs")
-    for setting in args.consistency:
+    print(f"\n{'consistency':>11} | {'metric':<26} | {'p50 s':>6} | {'p95 s':>6} | {'mean s':>6} | runs")
+    for setting in [*args.consistency, "direct"]:
         for metric, values in results[str(setting)].items():
             row = {
-                "consistency_timeout": setting,
+                "consistency_timeout": setting,  # "direct": Ray alone, no operator
                 "metric": metric,
                 "p50": percentile(values, 0.5),
                 "p95": percentile(values, 0.95),
@@ -197,7 +232,7 @@ def report(results: dict[str, Any], args: argparse.Namespace, out: Path) -> None
             }
             rows.append(row)
             print(
-                f"{setting:>11g} | {metric:<18} | {row['p50']:6.2f} | {row['p95']:6.2f} | {row['mean']:6.2f} | "
+                f"{setting!s:>11} | {metric:<26} | {row['p50']:6.2f} | {row['p95']:6.2f} | {row['mean']:6.2f} | "
                 f"{len(values)}"
             )
     (out / "operator_latency.json").write_text(json.dumps({"rows": rows, "raw": results}, indent=2))
