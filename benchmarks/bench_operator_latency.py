@@ -245,7 +245,7 @@ def report(results: dict[str, Any], args: argparse.Namespace, out: Path) -> None
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         for ax, metric in zip(axes, ("apply_to_running", "apply_to_serving"), strict=True):
             data = [results[str(s)][metric] for s in args.consistency]
-            ax.boxplot(data, labels=[f"consistency {s:g}s" for s in args.consistency])
+            ax.boxplot(data, tick_labels=[f"consistency {s:g}s" for s in args.consistency])
             ax.set_title(metric.replace("_", " "))
             ax.set_ylabel("seconds")
         fig.tight_layout()
