@@ -19,13 +19,13 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import yaml
 
 from acgs_operator.devenv import pki as pki_mod
 from acgs_operator.devenv.binaries import cache_dir, require_binary
 from acgs_operator.devenv.process import (
+    LocalService,
     ManagedProcess,
     ServiceError,
     StateFile,
@@ -56,7 +56,7 @@ def default_workdir() -> Path:
     return cache_dir() / "run" / "control-plane"
 
 
-class ControlPlane:
+class ControlPlane(LocalService):
     """Owns one etcd and one kube-apiserver process."""
 
     def __init__(self, workdir: Path, apiserver_port: int | None = None, etcd_port: int | None = None) -> None:
@@ -126,19 +126,8 @@ class ControlPlane:
         for proc in (self.apiserver, self.etcd):
             if proc is not None:
                 proc.stop()
-        state_file = self.workdir / "state.json"
-        if state_file.exists():
-            state_file.unlink()
+        self.forget_state()
 
-    def __enter__(self) -> ControlPlane:
-        if self.state is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ steps
 

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 S = TypeVar("S", bound="StateFile")
+L = TypeVar("L", bound="LocalService")
 
 
 class StateFile:
@@ -86,6 +87,34 @@ def wait_until(
             detail = f" (last error: {last_error})" if last_error else ""
             raise ServiceError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
         time.sleep(interval)
+
+
+class LocalService:
+    """A local service (control plane, Ray head) owning processes and a state file in ``workdir``."""
+
+    workdir: Path
+    state: StateFile | None
+
+    def start(self) -> StateFile:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def state_file(self) -> Path:
+        return self.workdir / "state.json"
+
+    def forget_state(self) -> None:
+        self.state_file.unlink(missing_ok=True)
+
+    def __enter__(self: L) -> L:
+        if self.state is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 @dataclass

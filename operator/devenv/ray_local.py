@@ -14,10 +14,10 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from acgs_operator.devenv.binaries import cache_dir
 from acgs_operator.devenv.process import (
+    LocalService,
     ManagedProcess,
     ServiceError,
     StateFile,
@@ -55,7 +55,7 @@ def default_workdir() -> Path:
     return cache_dir() / "run" / "ray"
 
 
-class RayHead:
+class RayHead(LocalService):
     """One Ray head node; ``num_cpus`` is logical, so Ray Train can place more workers than cores."""
 
     def __init__(self, workdir: Path | None = None, num_cpus: int = 4, object_store_mb: int = 512) -> None:
@@ -147,19 +147,8 @@ class RayHead:
             self.process.stop(grace=3.0)  # `ray start --block` ignores SIGTERM for a long time
         if self.state is not None:
             shutil.rmtree(self.state.temp_dir, ignore_errors=True)
-        state_file = self.workdir / "state.json"
-        if state_file.exists():
-            state_file.unlink()
+        self.forget_state()
 
-    def __enter__(self) -> RayHead:
-        if self.state is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def stop_from_state(workdir: Path | None = None) -> bool:
