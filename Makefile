@@ -9,7 +9,7 @@ export ACGS_CACHE
 # (our package's directory) shadows the stdlib's `operator`: never prepend it (Python >= 3.11).
 export PYTHONSAFEPATH := 1
 
-.PHONY: setup venv binaries up test unit integration e2e lint crds
+.PHONY: setup venv binaries up test unit integration e2e reliability lint crds
 
 venv:
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,9 @@ integration: setup
 
 e2e: setup
 	$(VENV)/bin/pytest tests -m e2e $(PYTEST_ARGS)
+
+reliability: setup
+	$(VENV)/bin/pytest tests -m reliability $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check operator workloads tests benchmarks
