@@ -66,6 +66,7 @@ class ControlPlane(LocalService):
         self.etcd: ManagedProcess | None = None
         self.apiserver: ManagedProcess | None = None
         self.state: ControlPlaneState | None = None
+        self._certs: pki_mod.Pki | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -122,12 +123,32 @@ class ControlPlane(LocalService):
         self.startup_seconds = time.monotonic() - started
         return self.state
 
-    def stop(self) -> None:
+    def stop(self, keep_data: bool = False) -> None:
+        """Stop kube-apiserver and etcd; ``keep_data`` keeps the state file for a later ``resume()``."""
         for proc in (self.apiserver, self.etcd):
             if proc is not None:
                 proc.stop()
-        self.forget_state()
+        if not keep_data:
+            self.forget_state()
 
+    def resume(self) -> ControlPlaneState:
+        """Start etcd and kube-apiserver again after ``stop(keep_data=True)``: same ports, data and certs."""
+        assert self.state is not None and self.etcd is not None and self.apiserver is not None, "never started"
+        self.etcd.start()
+        self._wait_etcd(self.state.etcd_url)
+        self.apiserver.start()
+        self._wait_apiserver(self.state.server)
+        self.state.etcd_pid, self.state.apiserver_pid = self.etcd.pid, self.apiserver.pid
+        self.state.save(self.state_file)
+        return self.state
+
+    def restart(self, downtime: float = 0.0) -> float:
+        """Stop both processes, stay down ``downtime`` seconds, resume; returns the seconds the API was down."""
+        down = time.monotonic()
+        self.stop(keep_data=True)
+        time.sleep(max(0.0, downtime - (time.monotonic() - down)))
+        self.resume()
+        return time.monotonic() - down
 
     # ------------------------------------------------------------------ steps
 
@@ -175,12 +196,15 @@ class ControlPlane(LocalService):
             self.logs / "etcd.log",
         ).start()
 
+        self._wait_etcd(url)
+        return url
+
+    def _wait_etcd(self, url: str) -> None:
         def healthy() -> bool:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
                 return bool(json.load(resp).get("health") == "true")
 
         wait_until(healthy, timeout=START_TIMEOUT, what=f"etcd at {url}", abort=self._etcd_died)
-        return url
 
     def _etcd_died(self) -> str | None:
         assert self.etcd is not None
@@ -214,6 +238,13 @@ class ControlPlane(LocalService):
             ],
             self.logs / "kube-apiserver.log",
         ).start()
+        self._certs = certs
+        self._wait_apiserver(server)
+        return server
+
+    def _wait_apiserver(self, server: str) -> None:
+        certs = self._certs
+        assert certs is not None
         context = ssl.create_default_context(cafile=str(certs.ca_cert))
         context.load_cert_chain(str(certs.admin_cert), str(certs.admin_key))
 
@@ -228,7 +259,6 @@ class ControlPlane(LocalService):
             return self.apiserver.death_notice()
 
         wait_until(ready, timeout=START_TIMEOUT, interval=0.3, what=f"kube-apiserver at {server}/readyz", abort=died)
-        return server
 
     def _write_kubeconfig(self, server: str, certs: pki_mod.Pki) -> None:
         def b64(path: Path) -> str:

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import urllib.request
 from collections.abc import Callable
@@ -76,6 +78,18 @@ class OperatorProcess:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop(grace=15)
+
+    def kill(self) -> None:
+        """SIGKILL the operator's process group and reap it: a crash, an OOM kill, an evicted pod."""
+        if self.process is None or self.process.proc is None or self.process.exited() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.proc.wait(timeout=30)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.exited() is None
 
 
 @dataclass

@@ -113,20 +113,9 @@ class RayHead(LocalService):
             env=env,
         ).start()
         dashboard = f"http://127.0.0.1:{dashboard_port}"
-
-        def jobs_api_up() -> bool:
-            with urllib.request.urlopen(f"{dashboard}/api/version", timeout=3) as resp:
-                return resp.status == 200
-
         started = time.monotonic()
         try:
-            wait_until(
-                jobs_api_up,
-                timeout=START_TIMEOUT,
-                interval=0.5,
-                what=f"Ray dashboard at {dashboard}",
-                abort=self.process.death_notice,
-            )
+            self._wait_dashboard(dashboard)
         except BaseException:
             self.stop()
             raise
@@ -142,12 +131,41 @@ class RayHead(LocalService):
         self.state.save(state_file)
         return self.state
 
-    def stop(self) -> None:
+    def _wait_dashboard(self, dashboard: str) -> None:
+        assert self.process is not None
+
+        def jobs_api_up() -> bool:
+            with urllib.request.urlopen(f"{dashboard}/api/version", timeout=3) as resp:
+                return resp.status == 200
+
+        wait_until(
+            jobs_api_up,
+            timeout=START_TIMEOUT,
+            interval=0.5,
+            what=f"Ray dashboard at {dashboard}",
+            abort=self.process.death_notice,
+        )
+
+    def stop(self, keep_state: bool = False) -> None:
+        """Stop the head's process group; ``keep_state`` keeps the state file for a later ``resume()``."""
         if self.process is not None:
             self.process.stop(grace=3.0)  # `ray start --block` ignores SIGTERM for a long time
         if self.state is not None:
             shutil.rmtree(self.state.temp_dir, ignore_errors=True)
-        self.forget_state()
+        if not keep_state:
+            self.forget_state()
+
+    def resume(self) -> RayHeadState:
+        """Start the head again after ``stop(keep_state=True)`` on the same ports (a fresh GCS: without
+        external GCS storage Ray forgets its jobs, as a real head restart does)."""
+        assert self.process is not None and self.state is not None, "never started"
+        self.process.start()
+        started = time.monotonic()
+        self._wait_dashboard(self.state.dashboard_url)
+        self.startup_seconds = time.monotonic() - started
+        self.state.pid = self.process.pid
+        self.state.save(self.state_file)
+        return self.state
 
 
 
