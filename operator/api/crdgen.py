@@ -210,7 +210,20 @@ def crd_files() -> dict[str, str]:
     return {f"{GROUP}_{kind.plural}.yaml": render(kind) for kind in KINDS}
 
 
-def write(directory: Path) -> list[Path]:
+# The Helm chart carries its own copy of the CRDs (helm installs ``crds/`` before the templates). It sits
+# next to a ``crds/`` directory at the root of a checkout, so `acgs crds generate|check` keep both in step.
+CHART_CRDS = Path("helm") / "acgs" / "crds"
+
+
+def mirrors(directory: Path) -> list[Path]:
+    """Other directories that hold the same CRDs as ``directory``: the chart's copy beside a root ``crds/``."""
+    chart = directory.parent / CHART_CRDS
+    if directory.name == "crds" and (chart.parent / "Chart.yaml").is_file():
+        return [chart]
+    return []
+
+
+def _write_one(directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in crd_files().items():
@@ -220,10 +233,22 @@ def write(directory: Path) -> list[Path]:
     return written
 
 
-def drift(directory: Path) -> list[str]:
-    """Names of CRD files in ``directory`` that differ from what the models generate."""
+def write(directory: Path) -> list[Path]:
+    """Write every CRD into ``directory`` and its mirrors (the chart's ``crds/``); returns the paths."""
+    return [path for target in [directory, *mirrors(directory)] for path in _write_one(target)]
+
+
+def _drift_one(directory: Path) -> list[str]:
     return [
         name
         for name, text in crd_files().items()
         if not (directory / name).is_file() or (directory / name).read_text() != text
     ]
+
+
+def drift(directory: Path) -> list[str]:
+    """CRD files that differ from what the models generate: names in ``directory``, paths in its mirrors."""
+    stale = _drift_one(directory)
+    for mirror in mirrors(directory):
+        stale += [str(mirror / name) for name in _drift_one(mirror)]
+    return stale
