@@ -1,6 +1,7 @@
 """The ``acgs`` command line.
 
 acgs up                              control plane + CRDs + Ray + operator + sample Constitution
+acgs pipeline                        train all six components, serve three, call every route, write a report
 acgs operator run                    the operator (what the container runs)
 acgs crds generate|check             write crds/ from the API models, or fail on drift
 acgs dev build-binaries              build etcd, kube-apiserver, kubectl, helm, kind from Go modules
@@ -70,6 +71,32 @@ ACGS is up. The sample Constitution is Valid with hash {hash_}.
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from acgs_operator.pipeline.run import Options, run
+
+    kubeconfig = args.kubeconfig or (None if args.local else os.environ.get("KUBECONFIG"))
+    opts = Options(
+        namespace=args.namespace,
+        profile=args.profile,
+        report_dir=Path(args.report_dir) if args.report_dir else None,
+        kubeconfig=Path(kubeconfig) if kubeconfig else None,
+        attach=args.attach,
+        keep=args.keep,
+        components=args.component or [],
+        requests=args.requests,
+        train_timeout=args.train_timeout,
+        deploy_timeout=args.deploy_timeout,
+    )
+    if args.samples:
+        opts.samples_dir = Path(args.samples)
+    if args.constitution:
+        opts.constitution_file = Path(args.constitution)
+    if opts.attach and opts.kubeconfig is None:
+        print("acgs pipeline: --attach needs a cluster (--kubeconfig or KUBECONFIG)", file=sys.stderr)
+        return 2
+    return run(opts)
+
+
 def cmd_operator_run(args: argparse.Namespace) -> int:
     from acgs_operator.runner import run
 
@@ -136,6 +163,30 @@ def parser() -> argparse.ArgumentParser:
         "--local", action="store_true", help="start the embedded control plane even when KUBECONFIG names a cluster"
     )
     up.set_defaults(func=cmd_up)
+
+    pipe = sub.add_parser(
+        "pipeline",
+        help="apply the samples, train all six components, serve three, call every route, write a report",
+        description="On the embedded default (or the cluster of KUBECONFIG / --kubeconfig): apply the Constitution "
+        "and the sample TrainingJobs, wait for them, apply the ModelDeployments, call every route, print a "
+        "summary and write a report directory. Exits 1 when a stage failed.",
+    )
+    pipe.add_argument("--profile", choices=["full", "small"], default="full",
+                      help="full: the samples as written; small: smaller datasets and epochs (CI)")
+    pipe.add_argument("--namespace", "-n", default="acgs-pipeline", help="created if absent")
+    pipe.add_argument("--report-dir", help="default: reports/pipeline/<UTC timestamp>/")
+    pipe.add_argument("--kubeconfig", help="use this cluster (default: KUBECONFIG, else the embedded control plane)")
+    pipe.add_argument("--local", action="store_true", help="the embedded control plane even when KUBECONFIG is set")
+    pipe.add_argument("--attach", action="store_true",
+                      help="start nothing: an operator and Ray already serve the cluster (e.g. `acgs up`)")
+    pipe.add_argument("--keep", action="store_true", help="keep the stack running after the report (Ctrl-C stops)")
+    pipe.add_argument("--component", action="append", help="only this component (repeatable)")
+    pipe.add_argument("--requests", type=int, default=100, help="requests per route for the latency sample")
+    pipe.add_argument("--train-timeout", type=float, default=900.0, help="seconds per TrainingJob once it runs")
+    pipe.add_argument("--deploy-timeout", type=float, default=300.0, help="seconds per ModelDeployment")
+    pipe.add_argument("--samples", help="directory of trainingjob-*.yaml and modeldeployment-*.yaml")
+    pipe.add_argument("--constitution", help="the Constitution manifest (default manifests/constitution.yaml)")
+    pipe.set_defaults(func=cmd_pipeline)
 
     op = sub.add_parser("operator", help="the operator").add_subparsers(dest="action", required=True)
     run = op.add_parser("run", help="run the operator against the current KUBECONFIG")

@@ -1,0 +1,91 @@
+"""The Kubernetes API as the pipeline uses it: namespaces and ACGS objects (server-side apply, get, delete)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from acgs_operator.api.v1alpha1 import GROUP, VERSION
+
+FIELD_MANAGER = "acgs-pipeline"
+PLURALS = {"Constitution": "constitutions", "TrainingJob": "trainingjobs", "ModelDeployment": "modeldeployments"}
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object from the API server, got {type(value).__name__}")
+    return value
+
+
+class Kube:
+    """A kubernetes client bound to one kubeconfig."""
+
+    def __init__(self, kubeconfig: Path | None = None) -> None:
+        from kubernetes import client, config
+
+        self.api_client = config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None)
+        self.core = client.CoreV1Api(self.api_client)
+        self.custom = client.CustomObjectsApi(self.api_client)
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    def ensure_namespace(self, name: str) -> bool:
+        """Create the namespace if absent; True when it was created."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core.read_namespace(name)
+            return False
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        from kubernetes import client
+
+        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        return True
+
+    def apply(self, obj: dict[str, Any], namespace: str) -> dict[str, Any]:
+        """Server-side apply of one ACGS object (field manager ``acgs-pipeline``, conflicts forced)."""
+        name = obj["metadata"]["name"]
+        body = {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
+        result = self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURALS[obj["kind"]], name, body,
+            field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml",
+        )
+        return _as_dict(result)
+
+    def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return _as_dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def delete(self, kind: str, name: str, namespace: str) -> bool:
+        """Delete (finalizers run); True when it existed."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    def delete_and_wait(self, objects: list[tuple[str, str]], namespace: str, timeout: float = 120) -> list[str]:
+        """Delete ``(kind, name)`` pairs and wait until they are gone; the names that existed."""
+        existed = [f"{kind}/{name}" for kind, name in objects if self.delete(kind, name, namespace)]
+        deadline = time.monotonic() + timeout
+        while any(self.get(kind, name, namespace) is not None for kind, name in objects):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{', '.join(existed)} still present after {timeout:.0f}s (is the operator running?)"
+                )
+            time.sleep(0.5)
+        return existed

@@ -1,0 +1,163 @@
+"""The run's results as one JSON-ready dict, and that dict as Markdown (pure functions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from acgs_operator.pipeline.stages import condition
+
+PLOTS = {
+    "training_curves.png": "Training loss per step (from the Ray job logs' progress events)",
+    "compliance_per_principle.png": "Compliance per principle (1 - violations / evaluated examples)",
+    "latency_histograms.png": "Latency per route (sequential requests)",
+}
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    return (dt.datetime.strptime(end, fmt) - dt.datetime.strptime(start, fmt)).total_seconds()
+
+
+def component_row(job: Mapping[str, Any] | None, component: str, name: str, curve: Sequence[Mapping[str, Any]] = (),
+                  curve_error: str = "") -> dict[str, Any]:
+    """One component's figures from its TrainingJob status (pure)."""
+    job = job or {}
+    status = job.get("status") or {}
+    metrics, compliance, model = status.get("metrics") or {}, status.get("compliance") or {}, status.get("model") or {}
+    compliant = condition(dict(job), "Compliant") or {}
+    spec = job.get("spec") or {}
+    return {
+        "component": component,
+        "trainingJob": name,
+        "phase": status.get("phase"),
+        "examples": ((spec.get("dataset") or {}).get("generator") or {}).get("examples"),
+        "epochs": (spec.get("training") or {}).get("epochs"),
+        "accuracy": metrics.get("accuracy"),
+        "precision": metrics.get("precision"),
+        "recall": metrics.get("recall"),
+        "f1": metrics.get("f1"),
+        "loss": metrics.get("loss"),
+        "samplesPerSecond": metrics.get("samplesPerSecond"),
+        "predictorP99Ms": metrics.get("p99LatencyMs"),
+        "compliance": compliance.get("score"),
+        "threshold": compliance.get("threshold"),
+        "constitutionHash": compliance.get("constitutionHash"),
+        "evaluatedExamples": compliance.get("evaluatedExamples"),
+        "violations": {v["principle"]: v["count"] for v in compliance.get("violations") or []},
+        "gatePassed": compliant.get("status") == "True",
+        "gateMessage": compliant.get("message", ""),
+        "sha256": model.get("sha256"),
+        "modelUri": model.get("uri"),
+        "sizeBytes": model.get("sizeBytes"),
+        "restarts": status.get("restarts"),
+        "trainSeconds": _seconds_between(status.get("startTime"), status.get("completionTime")),
+        "rayJob": (status.get("rayJob") or {}).get("submissionId"),
+        "curve": list(curve),
+        "curveError": curve_error,
+    }
+
+
+def deployment_row(md: Mapping[str, Any] | None, component: str, name: str) -> dict[str, Any]:
+    md = md or {}
+    status = md.get("status") or {}
+    compliance, replicas = status.get("compliance") or {}, status.get("replicas") or {}
+    return {
+        "modelDeployment": name,
+        "component": component,
+        "phase": status.get("phase"),
+        "url": status.get("url"),
+        "routes": status.get("routes") or [],
+        "sha256": (status.get("model") or {}).get("sha256"),
+        "complianceScore": compliance.get("score"),
+        "minScore": compliance.get("gate"),
+        "reason": compliance.get("reason"),
+        "replicasReady": replicas.get("ready"),
+        "replicasDesired": replicas.get("desired"),
+    }
+
+
+def build(*, meta: Mapping[str, Any], stages: Sequence[Mapping[str, Any]], components: Sequence[Mapping[str, Any]],
+          deployments: Sequence[Mapping[str, Any]], routes: Sequence[Mapping[str, Any]],
+          principles: Sequence[str]) -> dict[str, Any]:
+    """Everything the summary table shows plus the raw data; ``ok`` is false when any stage failed."""
+    failed = [s for s in stages if s["state"] == "failed"]
+    unfinished = [s for s in stages if s["state"] in ("pending", "running")]
+    return {
+        "meta": dict(meta),
+        "ok": not failed and not unfinished,
+        "failures": [{"stage": s["stage"], "detail": s["detail"]} for s in failed],
+        "stages": list(stages),
+        "components": list(components),
+        "deployments": list(deployments),
+        "routes": list(routes),
+        "principles": list(principles),
+        "plots": list(PLOTS),
+    }
+
+
+def num(value: Any, digits: int = 3) -> str:
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value)
+    if isinstance(value, int | float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def short(sha: str | None) -> str:
+    return sha[:12] if sha else "-"
+
+
+def codes(route: Mapping[str, Any]) -> str:
+    return ", ".join(f"{code}×{n}" for code, n in route["codes"].items()) or "-"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def to_markdown(report: Mapping[str, Any]) -> str:
+    meta = report["meta"]
+    verdict = "passed" if report["ok"] else "FAILED"
+    out = [
+        f"# ACGS pipeline report ({meta.get('startedAt', '')})",
+        "",
+        f"Result: **{verdict}** in {num(meta.get('wallSeconds'), 1)} s; profile `{meta.get('profile')}`, "
+        f"namespace `{meta.get('namespace')}`, cluster {meta.get('cluster')}, constitution "
+        f"`{meta.get('constitution')}` hash `{meta.get('constitutionHash')}`.",
+        "",
+    ]
+    if report["failures"]:
+        out += ["## Failures", ""] + [f"- {f['stage']}: {f['detail']}" for f in report["failures"]] + [""]
+    out += ["## Stages", ""]
+    out += _table(["stage", "state", "seconds", "detail"],
+                  [[s["stage"], s["state"], num(s["seconds"], 1), s["detail"].replace("|", "/")]
+                   for s in report["stages"]])
+    out += ["", "## Components", ""]
+    out += _table(
+        ["component", "examples", "epochs", "accuracy", "macro F1", "compliance", "gate", "sha256", "train s"],
+        [[c["component"], num(c["examples"], 0), num(c["epochs"], 0), num(c["accuracy"]), num(c["f1"]),
+          num(c["compliance"]), "passed" if c["gatePassed"] else "failed", short(c["sha256"]),
+          num(c["trainSeconds"], 0)] for c in report["components"]],
+    )
+    out += ["", "Violations per principle (count of evaluated examples):", ""]
+    principles = report["principles"]
+    out += _table(["component", "evaluated", *principles],
+                  [[c["component"], num(c["evaluatedExamples"], 0),
+                    *[str(c["violations"].get(p, 0)) for p in principles]] for c in report["components"]])
+    out += ["", "## Deployments", ""]
+    out += _table(["deployment", "component", "phase", "url", "compliance", "minScore", "sha256"],
+                  [[d["modelDeployment"], d["component"], str(d["phase"]), str(d["url"]), num(d["complianceScore"]),
+                    num(d["minScore"]), short(d["sha256"])] for d in report["deployments"]])
+    out += ["", "## Routes", ""]
+    out += _table(["route", "check", "expected", "status codes", "p50 ms", "p99 ms", "ok"],
+                  [[r["route"], r["check"], str(r["expect"]), codes(r), num(r["p50Ms"], 2), num(r["p99Ms"], 2),
+                    "yes" if r["ok"] else "NO"] for r in report["routes"]])
+    out += ["", "## Plots", ""]
+    written = report.get("plotsWritten", report["plots"])
+    out += [f"![{title}]({name})" for name, title in PLOTS.items() if name in written]
+    return "\n".join(out) + "\n"
