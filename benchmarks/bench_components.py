@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch  # noqa: F401  (before regopy: see tests/conftest.py)
+import torch  # before regopy: see tests/conftest.py
 
 from acgs_workloads.config import COMPONENTS, DatasetSpec, GeneratorSpec, TrainingSpec, TrainRunConfig
 from acgs_workloads.constitution import default_constitution
@@ -30,6 +30,10 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=None, help="override the generator's example count")
     parser.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     parser.add_argument("--components", nargs="+", default=list(COMPONENTS))
+    parser.add_argument("--gpu", action="store_true", help="train on one CUDA device (plain torch)")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp16", "off"], default=None,
+                        help="override training.mixedPrecision")
+    parser.add_argument("--out", default="components.json", help="file name under reports/benchmarks/")
     args = parser.parse_args()
     constitution = default_constitution()
     root = tempfile.mkdtemp(prefix="acgs-components-")
@@ -41,6 +45,10 @@ def main() -> None:
             cfg.dataset = DatasetSpec(generator=GeneratorSpec(examples=args.examples))
         if args.epochs:
             cfg.training = TrainingSpec(epochs=args.epochs)
+        if args.precision:
+            cfg.training.mixed_precision = args.precision
+        if args.gpu:
+            cfg.resources.gpus_per_worker = 1
         start = time.monotonic()
         result = run(cfg)
         rows.append({
@@ -51,17 +59,21 @@ def main() -> None:
             "gate_passed": result.gates.passed,
             "gate_failures": result.gates.failures,
             "p99_latency_ms": result.metrics.p99_latency_ms,
+            "samples_per_second": result.metrics.samples_per_second,
+            "precision": cfg.training.mixed_precision,
+            "device": torch.cuda.get_device_name() if args.gpu else "cpu",
             "seconds": round(time.monotonic() - start, 1),
         })
-    print("\n| component | accuracy | macro F1 | compliance | gate (minCompliance 0.9) | wall s |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("\n| component | device | precision | accuracy | macro F1 | compliance | gate (minCompliance 0.9) "
+          "| train samples/s | wall s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         gate = "passed" if r["gate_passed"] else "failed"
-        print(f"| {r['component']} | {r['accuracy']:.3f} | {r['f1']:.3f} | {r['compliance']:.3f} | {gate} | "
-              f"{r['seconds']} |")
+        print(f"| {r['component']} | {r['device']} | {r['precision']} | {r['accuracy']:.3f} | {r['f1']:.3f} | "
+              f"{r['compliance']:.3f} | {gate} | {r['samples_per_second'] or 0:,.0f} | {r['seconds']} |")
     out = ROOT / "reports" / "benchmarks"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "components.json").write_text(json.dumps(rows, indent=2))
+    (out / args.out).write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -143,7 +143,41 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     }
     if spec["gpu"]:
         result["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        result["device_name"] = torch.cuda.get_device_name()
+    result["model_flops_per_token"] = model_flops_per_token(result["parameters"], spec)
+    result["model_tflops"] = result["tokens_per_s"] * result["model_flops_per_token"] / 1e12
     return result
+
+
+def model_flops_per_token(parameters: int, spec: dict[str, Any]) -> float:
+    """Training FLOPs per token: 6 per parameter (forward + backward) plus attention's 12 * layers * seq * hidden.
+
+    Recomputation under gradient checkpointing is not counted (model FLOPs, as MFU is usually defined).
+    """
+    return 6.0 * parameters + 12.0 * spec["layers"] * spec["seq"] * spec["hidden"]
+
+
+def measure_matmul_peak(size: int = 8192, repeats: int = 10) -> dict[str, float]:
+    """Dense matrix-product TFLOP/s of this GPU in bf16, fp16 and fp32, measured now (the MFU denominators)."""
+    import torch
+
+    peaks = {}
+    for name, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16), ("off", torch.float32)):
+        a = torch.randn(size, size, device="cuda", dtype=dtype)
+        b = torch.randn(size, size, device="cuda", dtype=dtype)
+        for _ in range(3):
+            a @ b
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(repeats):
+            a @ b
+        end.record()
+        torch.cuda.synchronize()
+        seconds = start.elapsed_time(end) / 1000 / repeats
+        peaks[name] = 2 * size**3 / seconds / 1e12
+        del a, b
+    return peaks
 
 
 def warm_up(task: Any, spec: dict[str, Any]) -> None:
@@ -174,29 +208,44 @@ def configurations(gpu: bool) -> list[tuple[str, bool]]:
 def main() -> None:
     args = _parser().parse_args()
     if args.child:
-        print(RESULT_PREFIX + json.dumps(run_child(json.loads(args.child))), flush=True)
+        spec = json.loads(args.child)
+        outcome = measure_matmul_peak() if spec.get("matmul_peak") else run_child(spec)
+        print(RESULT_PREFIX + json.dumps(outcome), flush=True)
         return
     base = {k: getattr(args, k) for k in ("examples", "seq", "hidden", "layers", "heads", "batch_size", "epochs",
                                            "threads", "gpu")}
     results = []
+    peaks = _in_child({"matmul_peak": True}) if args.gpu else {}
+    if peaks:
+        print("matrix-product peak measured now (TFLOP/s): " + ", ".join(f"{k} {v:,.0f}" for k, v in peaks.items()))
     for precision, checkpointing in configurations(args.gpu):
         spec = {**base, "precision": precision, "checkpointing": checkpointing}
-        proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True,
-                              text=True, check=False)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
-        if proc.returncode != 0 or not lines:
-            print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
-            raise SystemExit(f"configuration {spec} failed (exit {proc.returncode})")
-        result = json.loads(lines[-1][len(RESULT_PREFIX):])
+        result = _in_child(spec)
+        if peaks:
+            result["mfu"] = result["model_tflops"] / peaks[result["precision"]]
         results.append(result)
         extra = f"  peak CUDA {result['peak_cuda_mib']:.1f} MiB" if "peak_cuda_mib" in result else ""
+        extra += f"  {result['model_tflops']:.2f} model TFLOP/s" + (f" MFU {result['mfu']:.1%}" if peaks else "")
         print(f"precision={precision:<4} checkpointing={checkpointing!s:<5} tokens/s {result['tokens_per_s']:>10,.0f}  "
               f"peak training memory {result['peak_training_mib']:7.1f} MiB (peak RSS {result['peak_rss_mib']:.0f} MiB)"
               f"{extra}  final loss {result['final_loss']:.3f}", flush=True)
-    summary = {"config": base, "load_average_1m": load_average(), "results": results}
-    path = write_json("transformer_efficiency.json", summary)
+    summary = {"config": base, "load_average_1m": load_average(), "matmul_peak_tflops": peaks, "results": results}
+    name = "transformer_efficiency_gpu" if args.gpu else "transformer_efficiency"
+    path = write_json(f"{name}.json", summary)
     print(f"-> {path}")
-    plot(summary, report_dir() / "transformer_efficiency.png")
+    plot(summary, report_dir() / f"{name}.png")
+
+
+def _in_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter (its own peak memory) and return its result."""
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True,
+                          text=True, check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+    if proc.returncode != 0 or not lines:
+        print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"configuration {spec} failed (exit {proc.returncode})")
+    result: dict[str, Any] = json.loads(lines[-1][len(RESULT_PREFIX):])
+    return result
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
