@@ -90,7 +90,7 @@ def test_operator_sigkilled_twenty_times_converges_without_duplicates(
     print(f"case 1 seed: {seed} (ACGS_RELIABILITY_SEED={seed} replays the kill schedule)")
     rng = random.Random(seed)
     title = "operator SIGKILL at random moments"
-    reliability_report.record("1", title, goal=GOAL, seed=seed)
+    reliability_report.record("1", title, goal=GOAL, seed=str(seed))
 
     kubectl.run("apply", "-n", namespace, "-f", str(ROOT / "manifests" / "constitution.yaml"))
     kubectl.run("wait", "-n", namespace, "--for=condition=Valid", "--timeout=60s", "constitution/default")
