@@ -94,7 +94,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     if opts.attach and opts.kubeconfig is None:
         print("acgs pipeline: --attach needs a cluster (--kubeconfig or KUBECONFIG)", file=sys.stderr)
         return 2
-    return run(opts)
+    from rich.console import Console
+
+    # a log file or a pipe gets wide lines (rich would wrap the tables at 80 columns)
+    return run(opts, Console() if sys.stdout.isatty() else Console(width=160))
 
 
 def cmd_operator_run(args: argparse.Namespace) -> int:

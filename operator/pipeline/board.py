@@ -12,7 +12,6 @@ from rich.progress import (
     SpinnerColumn,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
 )
 
 from acgs_operator.pipeline.stages import Stages, State, View
@@ -30,7 +29,7 @@ class Board:
             BarColumn(bar_width=24),
             TextColumn("{task.percentage:>5.1f}%"),
             TextColumn("{task.fields[state]}"),
-            TimeElapsedColumn(),
+            TextColumn("{task.fields[seconds]:>7}"),
             TextColumn("{task.fields[detail]}", style="dim", markup=False),
             console=console,
             refresh_per_second=4,
@@ -51,7 +50,7 @@ class Board:
         if key not in self.tasks:
             stage = self.stages[key]
             self.tasks[key] = self.progress.add_task(
-                stage.title, total=100, start=False, state=_state(stage.state), detail=stage.detail
+                stage.title, total=100, start=False, state=_state(stage.state), detail=stage.detail, seconds=""
             )
         return self.tasks[key]
 
@@ -66,7 +65,9 @@ class Board:
         if stage.state is not State.PENDING:
             self.progress.start_task(task)
         completed = 100.0 if stage.state is State.DONE else stage.percent or 0.0
-        self.progress.update(task, completed=completed, state=_state(stage.state), detail=_clip(stage.detail))
+        seconds = "" if stage.seconds is None else f"{stage.seconds:.0f}s"
+        self.progress.update(task, completed=completed, state=_state(stage.state), detail=_clip(stage.detail),
+                             seconds=seconds)
         if stage.state.terminal:
             self.progress.stop_task(task)
         if changed:

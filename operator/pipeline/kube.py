@@ -46,15 +46,17 @@ class Kube:
         self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
         return True
 
-    def apply(self, obj: dict[str, Any], namespace: str) -> dict[str, Any]:
-        """Server-side apply of one ACGS object (field manager ``acgs-pipeline``, conflicts forced)."""
+    def apply(self, obj: dict[str, Any], namespace: str) -> None:
+        """Server-side apply of one ACGS object (field manager ``acgs-pipeline``, conflicts forced).
+
+        The client does not decode the answer to an apply patch; read the object with ``get``.
+        """
         name = obj["metadata"]["name"]
         body = {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
-        result = self.custom.patch_namespaced_custom_object(
+        self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURALS[obj["kind"]], name, body,
             field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml",
         )
-        return _as_dict(result)
 
     def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException

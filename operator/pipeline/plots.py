@@ -62,7 +62,7 @@ def compliance_per_principle(report: Mapping[str, Any], path: Path) -> bool:
     ax.set_ylim(max(0.0, low - 0.05), 1.005)
     ax.set_ylabel("share of evaluated examples without a violation")
     ax.set_title("Compliance per principle (overall score in the legend)")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

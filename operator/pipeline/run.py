@@ -102,8 +102,9 @@ class _Stack:
         return "embedded" if self.opts.kubeconfig is None else f"kubeconfig {self.opts.kubeconfig}"
 
 
-def _first_running(stages: Stages) -> str | None:
-    return next((k for k, s in stages.items.items() if s.state is State.RUNNING), None)
+def _current(stages: Stages) -> str:
+    """The stage an unexpected error belongs to: the first one not done."""
+    return next((k for k, s in stages.items.items() if s.state is not State.DONE), STACK)
 
 
 def _raise_interrupt(*_: object) -> None:
@@ -233,7 +234,7 @@ class Pipeline:
                     self.stop.set()
                     self._fail_unfinished(board, "interrupted (Ctrl-C)")
                 except Exception as exc:
-                    key = _first_running(stages) or STACK
+                    key = _current(stages)
                     board.update(key, View(State.FAILED, f"{type(exc).__name__}: {exc}"))
                     self._fail_unfinished(board, f"not run: {board.stages[key].title} failed")
             data = self._report(stages, started_at, time.monotonic() - start, stack.describe())
