@@ -49,3 +49,10 @@ lint: venv
 
 crds: venv
 	$(PY) -m acgs_operator crds generate
+
+# Train all six components, serve three, call every route, write reports/pipeline/<timestamp>/
+# (PIPELINE_ARGS="--profile small" for the CI-sized run).
+PIPELINE_ARGS ?=
+.PHONY: pipeline
+pipeline: setup
+	$(VENV)/bin/acgs pipeline $(PIPELINE_ARGS)

@@ -17,6 +17,7 @@ from acgs_operator.pipeline.samples import Manifest, Samples, component_of, depl
 class Scale:
     examples: int
     epochs: int
+    min_compliance: float | None = None  # a lower gate where the smaller run cannot reach the sample's (said so)
 
 
 PROFILES: dict[str, Mapping[str, Scale]] = {
@@ -47,6 +48,10 @@ def scale_job(job: Manifest, scale: Scale | None) -> Manifest:
     if faults.get("checkpointEvery", 1) > scale.epochs:
         faults["checkpointEvery"] = scale.epochs
     spec.update(dataset=dataset, training=training)
+    if scale.min_compliance is not None:
+        evaluation = dict(spec.get("evaluation") or {})
+        evaluation["gates"] = {**(evaluation.get("gates") or {}), "minCompliance": scale.min_compliance}
+        spec["evaluation"] = evaluation
     if faults:
         spec["faultTolerance"] = faults
     return {**job, "spec": spec}

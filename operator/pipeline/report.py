@@ -111,6 +111,12 @@ def short(sha: str | None) -> str:
     return sha[:12] if sha else "-"
 
 
+def gate(component: Mapping[str, Any]) -> str:
+    verdict = "passed" if component["gatePassed"] else "failed"
+    threshold = component.get("threshold")
+    return f"{verdict} (>= {threshold:.2f})" if isinstance(threshold, int | float) else verdict
+
+
 def codes(route: Mapping[str, Any]) -> str:
     return ", ".join(f"{code}×{n}" for code, n in route["codes"].items()) or "-"
 
@@ -141,7 +147,7 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     out += _table(
         ["component", "examples", "epochs", "accuracy", "macro F1", "compliance", "gate", "sha256", "train s"],
         [[c["component"], num(c["examples"], 0), num(c["epochs"], 0), num(c["accuracy"]), num(c["f1"]),
-          num(c["compliance"]), "passed" if c["gatePassed"] else "failed", short(c["sha256"]),
+          num(c["compliance"]), gate(c), short(c["sha256"]),
           num(c["trainSeconds"], 0)] for c in report["components"]],
     )
     out += ["", "Violations per principle (count of evaluated examples):", ""]

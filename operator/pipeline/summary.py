@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from acgs_operator.pipeline import report as report_module
 from acgs_operator.pipeline.report import codes, num, short
 
 STATE_STYLE = {"done": "green", "failed": "bold red", "running": "yellow", "pending": "dim"}
@@ -29,7 +30,7 @@ def components_table(report: Mapping[str, Any]) -> Table:
     for col in ("component", "accuracy", "macro F1", "compliance", "gate", "sha256", "train s"):
         table.add_column(col, justify="left" if col in ("component", "gate", "sha256") else "right")
     for c in report["components"]:
-        gate = Text("passed", style="green") if c["gatePassed"] else Text("failed", style="bold red")
+        gate = Text(report_module.gate(c), style="green" if c["gatePassed"] else "bold red")
         table.add_row(c["component"], num(c["accuracy"]), num(c["f1"]), num(c["compliance"]), gate,
                       short(c["sha256"]), num(c["trainSeconds"], 0))
     return table

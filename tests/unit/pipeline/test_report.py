@@ -68,7 +68,7 @@ def test_build_marks_failures_and_unfinished_stages() -> None:
 def test_markdown_has_every_table() -> None:
     md = report.to_markdown(sample_report())
     assert "Result: **passed** in 300.0 s" in md
-    assert "| constitutional-ai | 4000 | 3 | 0.940 | 0.942 | 0.995 | passed | abababababab | 65 |" in md
+    assert "| constitutional-ai | 4000 | 3 | 0.940 | 0.942 | 0.995 | passed (>= 0.90) | abababababab | 65 |" in md
     assert "| constitutional-ai | 800 | 4 | 0 |" in md
     assert "| POST /constitutional-ai/predict | prediction | 200 | 200×5 | 4.00 | 9.00 | yes |" in md
     assert "accuracy / 0.94" in md  # a pipe inside a cell does not break the table

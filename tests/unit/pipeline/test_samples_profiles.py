@@ -54,6 +54,9 @@ def test_scale_job_replaces_a_uri_dataset_and_caps_checkpoints() -> None:
            "spec": {"component": "wina-optimization", "dataset": {"uri": "/data/x.jsonl"},
                     "faultTolerance": {"checkpointEvery": 5}}}
     out = profiles.scale_job(job, profiles.Scale(examples=100, epochs=2))
+    assert "evaluation" not in out["spec"]
+    assert profiles.scale_job(job, profiles.Scale(100, 2, min_compliance=0.7))["spec"]["evaluation"] == {
+        "gates": {"minCompliance": 0.7}}
     assert out["spec"]["dataset"] == {"generator": {"examples": 100}}
     assert out["spec"]["training"] == {"epochs": 2}
     assert out["spec"]["faultTolerance"] == {"checkpointEvery": 2}
