@@ -32,7 +32,7 @@ def training_job(name: str) -> str:
         "component": "constitutional-ai",
         "constitutionRef": {"name": "default"},
         "dataset": {"generator": {"examples": 1200, "seed": 5}},
-        "training": {"epochs": 6, "batchSize": 64},
+        "training": {"epochs": 4, "batchSize": 64},
         "resources": {"workers": 1},
         "evaluation": {"gates": {"minCompliance": 0.5}},
     }

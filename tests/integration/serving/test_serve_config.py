@@ -1,11 +1,11 @@
 """The operator's contract end to end: a Serve REST config (PUT /api/serve/applications/) with
 ``import_path: acgs_workloads.serving.app:build_app``, replicas and actor options per ``ModelServer``;
-a wrong artifact digest fails its application; killing one of two replicas under load loses (almost) nothing.
+a wrong artifact digest fails its application. (Killing one of two replicas under load is reliability case 5,
+tests/reliability/test_serve_replica_kill.py.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -105,62 +105,3 @@ def test_wrong_digest_fails_the_application_with_a_clear_message(configured: dic
     models = {m["application"]: m for m in http.get("/models").json()["models"]}
     assert models[BAD]["status"] == "DEPLOY_FAILED" and "sha256" in models[BAD]["message"]
     assert models[GOOD]["model"]["sha256"] == configured["model"].sha256
-
-
-def replica_actor_names(app: str) -> list[str]:
-    import ray
-
-    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-            if a["namespace"] == "serve" and a["name"].startswith(f"SERVE_REPLICA::{app}#ModelServer#")]
-
-
-async def fixed_rate_load(base_url: str, body: dict[str, Any], rps: float, seconds: float,
-                          at: float, action: Callable[[], None]) -> list[int]:
-    """Open-loop load at ``rps`` for ``seconds``; ``action`` runs once at ``at`` seconds. Status per request
-    (0 for a transport error)."""
-    statuses: list[int] = []
-    async with httpx.AsyncClient(base_url=base_url, timeout=30.0,
-                                 limits=httpx.Limits(max_connections=200)) as client:
-        async def one() -> None:
-            try:
-                r = await client.post("/constitutional-ai/predict", json=body)
-                statuses.append(r.status_code)
-            except httpx.HTTPError:
-                statuses.append(0)
-
-        tasks = []
-        start = time.perf_counter()
-        done_action = False
-        for i in range(int(rps * seconds)):
-            delay = start + i / rps - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if not done_action and time.perf_counter() - start >= at:
-                done_action = True
-                await asyncio.to_thread(action)
-            tasks.append(asyncio.create_task(one()))
-        await asyncio.gather(*tasks)
-    return statuses
-
-
-def test_killing_one_of_two_replicas_under_load(configured: dict[str, Any], serve_env: ServeEnv,
-                                                constitution: ConstitutionSnapshot) -> None:
-    import ray
-
-    names = replica_actor_names(GOOD)
-    assert len(names) == 2, names
-    killed: list[str] = []
-
-    def kill() -> None:
-        handle = ray.get_actor(names[0], namespace="serve")
-        ray.kill(handle, no_restart=True)
-        killed.append(names[0])
-
-    statuses = asyncio.run(fixed_rate_load(serve_env.base_url, {"constitutional_hash": constitution.hash},
-                                           rps=100, seconds=20, at=5, action=kill))
-    failed = sum(1 for s in statuses if s != 200)
-    share = failed / len(statuses)
-    print(f"replica kill under load: {failed} of {len(statuses)} requests failed ({share:.4%})")
-    assert killed and len(statuses) == 2000
-    assert share <= 0.001, f"{failed} of {len(statuses)} failed"
-    wait_status(configured["dashboard"], {GOOD: "RUNNING"})  # Serve replaced the replica
