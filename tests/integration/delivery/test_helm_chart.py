@@ -38,16 +38,17 @@ def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [o for o in objects if o["kind"] == kind]
 
 
+def sets(*values: str) -> list[str]:
+    return [arg for value in values for arg in ("--set", value)]
+
+
 @pytest.mark.parametrize(
-    "sets",
-    [(), ALL_ON, (*ALL_ON, "rbac.scope=namespace")],
-    ids=["defaults", "all-optional-parts", "all-optional-parts-namespace-scope"],
+    "args",
+    [[], sets(*ALL_ON), sets(*ALL_ON, "rbac.scope=namespace"), ["-f", str(CHART / "values-kind.yaml")]],
+    ids=["defaults", "all-optional-parts", "all-optional-parts-namespace-scope", "values-kind"],
 )
-def test_helm_lint(helm: Helm, sets: tuple[str, ...]) -> None:
-    args = ["lint", str(CHART), "--strict"]
-    for value in sets:
-        args += ["--set", value]
-    out = helm.run(*args).stdout
+def test_helm_lint(helm: Helm, args: list[str]) -> None:
+    out = helm.run("lint", str(CHART), "--strict", *args).stdout
     assert "1 chart(s) linted, 0 chart(s) failed" in out
 
 

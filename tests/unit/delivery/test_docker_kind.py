@@ -102,3 +102,15 @@ def test_kind_config() -> None:
         ray["nodePortService"]["serve"]: ray["head"]["servePort"],
         ray["nodePortService"]["dashboard"]: ray["head"]["dashboardPort"],
     }
+
+
+def test_kind_values_mount_the_artifact_directory_every_kind_node_has() -> None:
+    config = yaml.safe_load((ROOT / "manifests" / "kind-config.yaml").read_text())
+    mounts = {m["containerPath"] for n in config["nodes"] for m in n.get("extraMounts", [])}
+    assert len(config["nodes"]) == sum(bool(n.get("extraMounts")) for n in config["nodes"])
+    kind_values = yaml.safe_load((ROOT / "helm" / "acgs" / "values-kind.yaml").read_text())
+    root = kind_values["operator"]["artifactRoot"]
+    assert mounts == {root}
+    for part in (kind_values["operator"], kind_values["rayCluster"]):
+        assert {v["hostPath"]["path"] for v in part["volumes"]} == {root}
+        assert {m["mountPath"] for m in part["volumeMounts"]} == {root}
