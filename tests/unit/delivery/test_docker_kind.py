@@ -52,9 +52,8 @@ def test_operator_image_entrypoint_is_the_console_script() -> None:
     assert PYPROJECT["project"]["scripts"]["acgs"] == "acgs_operator.cli:main"
     assert "operator" in PYPROJECT["project"]["optional-dependencies"]
     assert any('".[operator]"' in a for w, a in steps if w == "RUN")
-    assert ("ENV", "PYTHONSAFEPATH=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1") in [
-        (w, " ".join(a.split())) for w, a in steps
-    ]
+    env = " ".join(a for w, a in steps if w == "ENV").split()
+    assert {"PYTHONSAFEPATH=1", "PYTHONDONTWRITEBYTECODE=1", "HOME=/tmp"} <= set(env)  # read-only root, /tmp mounted
 
 
 def test_ray_image_matches_the_ray_version_and_carries_the_workloads() -> None:
