@@ -102,3 +102,24 @@ def test_dashboard_queries_name_the_metrics_the_code_exports() -> None:
         ("acgs_serve_replicas_reporting", "acgs_serve_replicas_reporting"),
     ):
         assert f'"{family}"' in serve_metrics and exported in exprs, family
+
+
+FREE_FORM = {"resources", "rayStartParams", "labels", "annotations", "nodeSelector", "podAnnotations", "podLabels"}
+
+
+def _leaf_keys(node: object, path: str = "") -> list[str]:
+    """Dotted keys of values.yaml; free-form maps (resources, labels, ...) count as one value."""
+    if isinstance(node, dict) and node and path.rpartition(".")[2] not in FREE_FORM:
+        return [k for key, value in node.items() for k in _leaf_keys(value, f"{path}.{key}" if path else key)]
+    return [path]
+
+
+def test_every_value_is_in_the_chart_readme() -> None:
+    """Each value is named in helm/acgs/README.md: as `a.b.c`, or as `a.b...` and `.c` in one row."""
+    rows = [line for line in (CHART / "README.md").read_text().splitlines() if line.startswith("| `")]
+    missing = []
+    for key in _leaf_keys(values()):
+        parent, _, leaf = key.rpartition(".")
+        if not any(f"`{key}`" in row or (f"`{parent}." in row and f"`.{leaf}`" in row) for row in rows):
+            missing.append(key)
+    assert not missing, f"values not documented in helm/acgs/README.md: {missing}"
