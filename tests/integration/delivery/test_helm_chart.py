@@ -89,6 +89,7 @@ def test_rendered_chart_passes_a_server_side_dry_run(
     env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["ACGS_RAY_ADDRESS"] == f"http://{ray['metadata']['name']}-head-svc.{namespace}.svc:8265"
     assert env["ACGS_RAY_AUTH_TOKEN_FILE"] == "/var/run/secrets/acgs/ray/token"
+    assert env["ACGS_SERVE_HTTP_PORT"] == "8000"
 
 
 def test_operator_pod_is_locked_down(helm: Helm) -> None:
