@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,11 +28,16 @@ def test_pipeline_small_profile_end_to_end(tmp_path: Path) -> None:
                ACGS_RUN_DIR=str(tmp_path / "run"))
     for name in ("KUBECONFIG", "ACGS_RAY_ADDRESS"):  # a fresh machine: the embedded default
         env.pop(name, None)
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [*acgs_command(), "pipeline", "--profile", "small", "--requests", "20", "--report-dir", str(report_dir)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    out = proc.stdout + proc.stderr
+    try:
+        out = proc.communicate(timeout=TIMEOUT_S)[0]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the pipeline stops everything it started
+        out = proc.communicate(timeout=120)[0]
+        raise AssertionError(f"acgs pipeline ran over {TIMEOUT_S}s:\n{out[-6000:]}") from None
     assert proc.returncode == 0, out[-6000:]
     assert "pipeline passed" in out
 
