@@ -42,13 +42,18 @@ e2e: setup
 reliability: setup
 	$(VENV)/bin/pytest tests -m reliability $(PYTEST_ARGS)
 
-lint: venv
-	$(VENV)/bin/ruff check operator workloads tests benchmarks
+lint: setup
+	$(VENV)/bin/ruff check operator workloads tests benchmarks hack
 	$(VENV)/bin/mypy operator workloads
 	$(PY) -m acgs_operator crds check
+	$(PY) hack/gen_api_reference.py --check
+	$(PY) hack/render_install.py --check
 
-crds: venv
+# Everything generated from the API models: crds/, helm/acgs/crds/, docs/api-reference.md, manifests/install.yaml
+crds: setup
 	$(PY) -m acgs_operator crds generate
+	$(PY) hack/gen_api_reference.py
+	$(PY) hack/render_install.py
 
 # Train all six components, serve three, call every route, write reports/pipeline/<timestamp>/
 # (PIPELINE_ARGS="--profile small" for the CI-sized run).
