@@ -251,7 +251,8 @@ def test_a_thousand_training_jobs_are_reconciled(
             figures["operator_cpu_seconds_delete"] = round(cpu_end - cpu_reconciled, 1)
         figures["operator_peak_rss_mb"] = round(sampler.peak_rss / 2**20, 1)
         figures["rss_samples"] = sampler.samples
-        figures["rss_goal_met"] = sampler.peak_rss <= RSS_GOAL_MB * 2**20  # reported, not asserted: see README
+        # reported, not asserted (see the README): the idle operator alone is most of the budget
+        figures["rss_goal_met"] = "yes" if sampler.peak_rss <= RSS_GOAL_MB * 2**20 else "no"
         figures["host_load_1m_at_end"] = os.getloadavg()[0]
         reliability_report.record(CASE, TITLE, goal=GOAL, **figures)
         assert done == COUNT, f"only {done} of {COUNT} TrainingJobs reconciled in {RECONCILE_DEADLINE_S:.0f}s"
