@@ -3,7 +3,7 @@
 acgs up                              control plane + CRDs + Ray + operator + sample Constitution
 acgs pipeline                        train all six components, serve three, call every route, write a report
 acgs operator run                    the operator (what the container runs)
-acgs crds generate|check             write crds/ from the API models, or fail on drift
+acgs crds generate|check             write crds/ and helm/acgs/crds/ from the API models, or fail on drift
 acgs dev build-binaries              build etcd, kube-apiserver, kubectl, helm, kind from Go modules
 acgs dev control-plane up|down       a local kube-apiserver + etcd on loopback
 acgs dev ray up|down                 a local Ray head with its dashboard
