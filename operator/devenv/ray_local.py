@@ -91,6 +91,9 @@ class RayHead(LocalService):
         # A development head on loopback: token auth off explicitly, so a token left in ~/.ray by an
         # earlier `ray.init()` does not silently turn it on (and lock out the dashboard clients).
         env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
+        # Ray runs its workers (Serve proxy and replicas, training workers) at niceness 15 by default: on a
+        # small shared machine they then starve behind the API server, the operator and a load generator.
+        env.setdefault("RAY_worker_niceness", "0")
         self.process = ManagedProcess(
             "ray head",
             [
