@@ -218,6 +218,18 @@ def pending_status(
     }
 
 
+def unreachable_status(
+    message: str, generation: int, conditions: Sequence[Condition] | None, now: str
+) -> dict[str, Any]:
+    """A submitted job whose Ray cluster cannot be reached: the phase stays, Running becomes Unknown."""
+    return {
+        "observedGeneration": generation,
+        "conditions": set_condition(
+            conditions, ConditionType.RUNNING, "Unknown", Reason.RAY_UNAVAILABLE, message, generation, now
+        ),
+    }
+
+
 def failed_status(
     reason: Reason, message: str, generation: int, conditions: Sequence[Condition] | None, now: str
 ) -> dict[str, Any]:

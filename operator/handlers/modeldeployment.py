@@ -19,7 +19,6 @@ from acgs_operator.handlers.indexes import first
 from acgs_operator.metrics import APPLY_TO_READY, ERRORS, PHASES, RECONCILES
 from acgs_operator.rayclient import RayClient, RayUnavailable
 from acgs_operator.reasons import ConditionType, Reason
-from acgs_workloads import storage
 
 PLURAL = "modeldeployments"
 POLL_SECONDS = 5.0  # steady state: re-gate (constitution, training results) and follow replicas
@@ -38,6 +37,9 @@ async def _evidence(
     if ref is not None:
         return mds.evidence_from_training_job(first(tj_index, (namespace, ref.name)), namespace, ref.name)
     uri = md.model.uri or ""
+    # pyarrow (about 40 MB of RSS) is loaded only once a deployment names an artifact by URI
+    from acgs_workloads import storage
+
     try:
         metadata = await asyncio.to_thread(storage.read_metadata, uri)
     except (storage.StorageError, OSError, ValueError, KeyError) as exc:

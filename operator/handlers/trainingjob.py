@@ -44,6 +44,15 @@ async def _stop(ray: RayClient, submission_id: str | None) -> bool:
     return info is not None and not info.status.terminal and await ray.stop_job(submission_id)
 
 
+def _lost_contact(exc: RayUnavailable, body: kopf.Body, patch: kopf.Patch, status: kopf.Status, gen: int) -> None:
+    """A submitted job's cluster is unreachable: keep the phase (the job may well run on), say so once."""
+    ERRORS.labels("TrainingJob", Reason.RAY_UNAVAILABLE).inc()
+    before: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Running"), {})
+    patch.status.update(trainingjobs.unreachable_status(str(exc), gen, status.get("conditions"), now_iso()))
+    if before.get("reason") != Reason.RAY_UNAVAILABLE:
+        events.warning(body, Reason.RAY_UNAVAILABLE, str(exc))
+
+
 def _ray_unavailable(exc: RayUnavailable, body: kopf.Body, patch: kopf.Patch, status: kopf.Status, gen: int) -> None:
     conditions = status.get("conditions")
     patch.status.update(trainingjobs.pending_status(Reason.RAY_UNAVAILABLE, str(exc), gen, conditions, now_iso()))
@@ -195,8 +204,8 @@ async def follow_training_job(
             events.warning(body, Reason.DEADLINE_EXCEEDED, message)
             return
     except RayUnavailable as exc:
-        _ray_unavailable(exc, body, patch, status, generation)
-        return  # the timer comes back: that is the backoff
+        _lost_contact(exc, body, patch, status, generation)
+        return  # the timer comes back at its interval: that is the backoff
     if info is None:
         message = f"Ray no longer knows job {sid} (cluster restarted?)"
         patch.status.update(

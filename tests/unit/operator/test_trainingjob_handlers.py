@@ -137,6 +137,23 @@ def test_follow_publishes_progress_then_results(make_resource, reconcile, follow
     assert {"Running", "Succeeded"} <= set(recorded_events.reasons)
 
 
+def test_outage_while_running_keeps_the_phase_and_warns_once(make_resource, reconcile, follow, ray, recorded_events) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    job = make_resource("TrainingJob", SPEC)
+    reconcile(job)
+    sid = job.status["rayJob"]["submissionId"]
+    ray.set_job(sid, JobStatus.RUNNING, logs="")
+    follow(job)
+    ray.unavailable = True
+    follow(job)
+    follow(job)
+    assert job.status["phase"] == "Running"  # still submitted: not back to Pending (and its 1 s timer)
+    assert job.condition("Running")["status"] == "Unknown" and job.condition("Running")["reason"] == "RayUnavailable"
+    assert recorded_events.reasons.count("RayUnavailable") == 1
+    ray.unavailable = False
+    follow(job)
+    assert job.condition("Running")["status"] == "True" and ray.submissions == 1
+
+
 def test_failed_job_reports_log_tail(make_resource, reconcile, follow, ray, recorded_events) -> None:  # type: ignore[no-untyped-def]
     job = make_resource("TrainingJob", SPEC)
     reconcile(job)
