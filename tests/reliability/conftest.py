@@ -90,7 +90,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if case is None or (report.when != "call" and report.passed):
         return
     entry = _REPORT.cases.get(case.args[0])
-    if entry is not None:
+    if entry is not None and entry.outcome != "failed":  # a case with several tests fails if any of them does
         entry.outcome = report.outcome
 
 

@@ -75,6 +75,7 @@ def create_model_api(service: ModelService) -> FastAPI:
         "/predict", predict, methods=["POST"], response_model=service.response_model,
         summary=f"{args.component} decision, checked by the runtime guard",
         responses={
+            400: {"description": "The body cannot be parsed (not UTF-8)."},
             401: {"model": ErrorBody, "description": "Missing or wrong API key."},
             409: {"model": HashMismatchBody, "description": "The request expects another constitution."},
             413: {"model": ErrorBody, "description": "Body larger than maxBodyBytes."},

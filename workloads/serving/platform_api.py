@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from acgs_workloads.serving.metrics import PROMETHEUS_CONTENT_TYPE, Snapshot, render_prometheus
 
@@ -90,7 +90,8 @@ def create_platform_api(source: PlatformSource) -> FastAPI:
             out.append(entry)
         return {"models": out}
 
-    @app.get("/metrics", summary="Prometheus text exposition of the model servers' counters")
+    @app.get("/metrics", summary="Prometheus text exposition of the model servers' counters",
+             response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(render_prometheus(await source.snapshots()), media_type=PROMETHEUS_CONTENT_TYPE)
 
