@@ -25,20 +25,13 @@ import pytest
 from acgs_operator.api.v1alpha1 import GROUP, VERSION
 from acgs_operator.config import FINALIZER
 from acgs_operator.devenv.kubectl import Kubectl
+from acgs_workloads.config import COMPONENTS
 
 CASE = "9"
 TITLE = "scale: 1,000 TrainingJobs applied at once"
 GOAL = "all reconciled and deleted; operator peak RSS <= 200 MB"
 COUNT = int(os.environ.get("ACGS_SCALE_COUNT", "1000"))
 PLURAL = "trainingjobs"
-COMPONENTS = (
-    "constitutional-ai",
-    "policy-governance",
-    "multi-agent-coordination",
-    "performance-optimization",
-    "transformer-efficiency",
-    "wina-optimization",
-)
 RECONCILE_DEADLINE_S = 150.0
 DELETE_DEADLINE_S = 90.0
 RSS_GOAL_MB = 200.0
