@@ -12,6 +12,7 @@ acgs dev ray up|down                 a local Ray head with its dashboard
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import signal
 import sys
@@ -220,6 +221,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # `kill -USR1 <pid>` prints every thread's stack: what a long-running command is waiting on
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         return int(args.func(args))
     except (ServiceError, binaries.BuildError, FileNotFoundError) as exc:

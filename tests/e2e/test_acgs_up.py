@@ -51,6 +51,13 @@ def test_acgs_up_serves_the_sample_constitution_until_ctrl_c(tmp_path: Path) -> 
             assert "ray_version" in json.load(resp)
     finally:
         proc.send_signal(signal.SIGINT)
-        rest = proc.communicate(timeout=90)[0]
+        try:
+            rest = proc.communicate(timeout=90)[0]
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # the CLI dumps its threads' stacks: where it hangs
+            time.sleep(2)
+            proc.kill()
+            rest = proc.communicate()[0]
+            raise AssertionError(f"acgs up did not stop in 90 s after Ctrl-C; output and stacks:\n{rest}") from None
     assert proc.returncode == 0, rest
     assert server is not None and not port_in_use(int(server.group(1))), "kube-apiserver still listening"
