@@ -30,7 +30,10 @@ def _sample_constitution() -> str:
 
 def _wait_for_ctrl_c() -> None:
     stop = threading.Event()
+    # Both set explicitly: a process started in the background by a non-interactive shell inherits SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         while not stop.wait(1):
             pass

@@ -223,7 +223,8 @@ class Pipeline:
         stack_title = "control plane + Ray + operator" if not self.opts.attach else "cluster"
         stages = plan_stages(self.plan, stack_title)
         interrupted = False
-        previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+        # SIGINT set too: started in the background by a script, a process inherits it ignored
+        previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             with Board(stages, self.console) as board:
                 stack.log = board.log
@@ -249,7 +250,8 @@ class Pipeline:
             if stack.embedded is not None:
                 self.console.print("stopping what the pipeline started ...", highlight=False)
             stack.stop()
-            signal.signal(signal.SIGTERM, previous_handler)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         if interrupted:
             return 130
         return 0 if data["ok"] else 1
