@@ -27,8 +27,9 @@ setup: venv binaries
 up: setup
 	$(VENV)/bin/acgs up
 
+# cases 1 and 5 of the reliability tier (marker timing) failed 1 run in 3 on the 2-core machine: make reliability runs them
 test: setup
-	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests -m "not timing" $(PYTEST_ARGS)
 
 unit: venv
 	$(VENV)/bin/pytest tests -m unit $(PYTEST_ARGS)

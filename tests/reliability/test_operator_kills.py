@@ -82,6 +82,7 @@ def check_training_job(job: dict[str, Any], constitution_hash: str) -> list[str]
     return problems
 
 
+@pytest.mark.timing
 @pytest.mark.case("1")
 def test_operator_sigkilled_twenty_times_converges_without_duplicates(
     kubectl: Kubectl, acgs_operator, ray_head, namespace: str, reliability_report  # type: ignore[no-untyped-def]

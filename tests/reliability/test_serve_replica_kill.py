@@ -81,6 +81,7 @@ def md_status(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
     return kubectl.get_json("modeldeployment", "two", "-n", namespace).get("status") or {}
 
 
+@pytest.mark.timing
 @pytest.mark.case("5")
 def test_killing_one_of_two_replicas_under_100_rps(
     kubectl: Kubectl, acgs_operator, ray_head, namespace: str, tmp_path: Path,  # type: ignore[no-untyped-def]
