@@ -11,11 +11,11 @@ from pydantic import ValidationError
 
 from acgs_operator import constitutions, events, trainingjobs
 from acgs_operator.api.v1alpha1 import GROUP, VERSION, TrainingJobSpec
-from acgs_operator.conditions import now_iso, seconds_since
+from acgs_operator.conditions import find, now_iso, seconds_since
 from acgs_operator.handlers.indexes import first
 from acgs_operator.metrics import APPLY_TO_RUNNING, ERRORS, PHASES, RECONCILES
 from acgs_operator.rayclient import JobStatus, RayClient, RayError, RayUnavailable
-from acgs_operator.reasons import Reason
+from acgs_operator.reasons import ConditionType, Reason
 from acgs_workloads.config import parse_events
 
 PLURAL = "trainingjobs"
@@ -47,7 +47,7 @@ async def _stop(ray: RayClient, submission_id: str | None) -> bool:
 def _lost_contact(exc: RayUnavailable, body: kopf.Body, patch: kopf.Patch, status: kopf.Status, gen: int) -> None:
     """A submitted job's cluster is unreachable: keep the phase (the job may well run on), say so once."""
     ERRORS.labels("TrainingJob", Reason.RAY_UNAVAILABLE).inc()
-    before: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Running"), {})
+    before = find(status.get("conditions"), ConditionType.RUNNING) or {}
     patch.status.update(trainingjobs.unreachable_status(str(exc), gen, status.get("conditions"), now_iso()))
     if before.get("reason") != Reason.RAY_UNAVAILABLE:
         events.warning(body, Reason.RAY_UNAVAILABLE, str(exc))

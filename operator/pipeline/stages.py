@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from acgs_operator.conditions import find
+
 
 class State(StrEnum):
     PENDING = "pending"
@@ -84,8 +86,8 @@ class Stages:
 
 
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    conditions = (obj.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c.get("type") == type_), None)
+    found = find((obj.get("status") or {}).get("conditions"), type_)
+    return dict(found) if found is not None else None
 
 
 def _fresh(obj: dict[str, Any]) -> bool:

@@ -83,7 +83,7 @@ def md_status(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
 
 @pytest.mark.timing
 @pytest.mark.case("5")
-def test_killing_one_of_two_replicas_under_100_rps(
+def test_killing_one_of_two_replicas_under_load(
     kubectl: Kubectl, acgs_operator, ray_head, namespace: str, tmp_path: Path,  # type: ignore[no-untyped-def]
     reliability_report,  # type: ignore[no-untyped-def]
 ) -> None:
