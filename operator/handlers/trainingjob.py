@@ -14,7 +14,7 @@ from acgs_operator.api.v1alpha1 import GROUP, VERSION, TrainingJobSpec
 from acgs_operator.conditions import find, now_iso, seconds_since
 from acgs_operator.handlers.indexes import first
 from acgs_operator.metrics import APPLY_TO_RUNNING, ERRORS, PHASES, RECONCILES
-from acgs_operator.rayclient import JobStatus, RayClient, RayError, RayUnavailable
+from acgs_operator.rayclient import JobInfo, JobStatus, RayClient, RayError, RayUnavailable
 from acgs_operator.reasons import ConditionType, Reason
 from acgs_workloads.config import parse_events
 
@@ -35,6 +35,28 @@ def _parse(spec: kopf.Spec, body: kopf.Body, patch: kopf.Patch, generation: int)
 
 def _ray(memo: kopf.Memo, job: TrainingJobSpec) -> RayClient:
     return memo.rays.get(job.ray_cluster.address if job.ray_cluster else None)
+
+
+async def _observe(ray: RayClient, info: JobInfo | None) -> trainingjobs.Observation:
+    """A Ray job and, once it has started, the events its log published (a finished job's result is there)."""
+    if info is None or info.status is JobStatus.PENDING:
+        return trainingjobs.Observation(job=info)
+    logs = await ray.job_logs(info.submission_id)
+    return trainingjobs.Observation(job=info, events=parse_events(logs), logs=logs)
+
+
+async def _submit(ray: RayClient, request: trainingjobs.RayJobRequest, body: kopf.Body) -> JobInfo | None:
+    sid = request.submission_id
+    try:
+        await ray.submit_job(
+            submission_id=sid, entrypoint=request.entrypoint, runtime_env=request.runtime_env, metadata=request.metadata
+        )
+    except RayError:
+        if await ray.get_job(sid) is None:  # not an earlier, timed-out submission that went through
+            raise
+    component = request.config.component
+    events.normal(body, Reason.SUBMITTED, f"submitted Ray job {sid} ({component}) to {ray.dashboard_url}")
+    return await ray.get_job(sid)
 
 
 async def _stop(ray: RayClient, submission_id: str | None) -> bool:
@@ -106,34 +128,23 @@ async def reconcile_training_job(
                 artifact_root=memo.config.artifact_root,
                 python=memo.config.ray_python,
             )
-            try:
-                await ray.submit_job(
-                    submission_id=sid,
-                    entrypoint=request.entrypoint,
-                    runtime_env=request.runtime_env,
-                    metadata=request.metadata,
-                )
-            except RayError:
-                if await ray.get_job(sid) is None:  # not an earlier, timed-out submission that went through
-                    raise
-            events.normal(body, Reason.SUBMITTED, f"submitted Ray job {sid} ({job.component}) to {ray.dashboard_url}")
-            info = await ray.get_job(sid)
+            info = await _submit(ray, request, body)
             patch.status["startTime"] = now_iso()
         elif retry == 0:
             logger.info("re-attached to Ray job %s (%s)", sid, info.status)
+        observation = await _observe(ray, info)  # a job that finished while no operator ran: read its result
     except RayUnavailable as exc:
         _ray_unavailable(exc, body, patch, status, generation)
         raise kopf.TemporaryError(str(exc), delay=min(60, 2 ** min(retry, 5))) from exc
-    observation = trainingjobs.Observation(job=info)
-    patch.status.update(
-        trainingjobs.observed_status(
-            observation,
-            generation=generation,
-            conditions=status.get("conditions"),
-            now=now_iso(),
-            dashboard_url=ray.dashboard_url,
-        )
+    new = trainingjobs.observed_status(
+        observation,
+        generation=generation,
+        conditions=status.get("conditions"),
+        now=now_iso(),
+        dashboard_url=ray.dashboard_url,
     )
+    patch.status.update(new)
+    _announce(body, status.get("phase"), new, meta)
     RECONCILES.labels("TrainingJob", "ok").inc()
 
 
@@ -190,7 +201,7 @@ async def follow_training_job(
     ray, sid = _ray(memo, job), status["rayJob"]["submissionId"]
     try:
         info = await ray.get_job(sid)
-        logs = await ray.job_logs(sid) if info is not None and info.status is not JobStatus.PENDING else ""
+        observation = await _observe(ray, info)
         if trainingjobs.deadline_exceeded(
             status.get("startTime"), job.active_deadline_seconds, dt.datetime.now(dt.UTC)
         ):
@@ -213,7 +224,6 @@ async def follow_training_job(
         )
         events.warning(body, Reason.RAY_JOB_LOST, message)
         return
-    observation = trainingjobs.Observation(job=info, events=parse_events(logs), logs=logs)
     new = trainingjobs.observed_status(
         observation,
         generation=generation,

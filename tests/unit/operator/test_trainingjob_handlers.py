@@ -203,3 +203,14 @@ def test_terminal_generation_is_left_alone(make_resource, reconcile, follow, ray
     ray.jobs.clear()  # e.g. the Ray cluster was replaced
     reconcile(job)
     assert ray.submissions == 1 and job.status["phase"] == "Succeeded"
+
+
+def test_restart_after_the_ray_job_finished_publishes_its_result(make_resource, reconcile, ray, recorded_events) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    """The operator dies after the Ray job succeeds and before a timer saw it: on.resume must read the result."""
+    job = make_resource("TrainingJob", SPEC)
+    reconcile(job)
+    ray.set_job(job.status["rayJob"]["submissionId"], JobStatus.SUCCEEDED, logs=result_log())
+    reconcile(job)  # the restarted operator's on.resume
+    assert job.status["phase"] == "Succeeded", job.status["conditions"]
+    assert job.status["model"]["sha256"] == "c" * 64 and job.condition("Complete")["status"] == "True"
+    assert ray.submissions == 1 and "Succeeded" in recorded_events.reasons
