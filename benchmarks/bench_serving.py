@@ -14,7 +14,7 @@ a table and saved to ``reports/benchmarks/serving.json`` with a latency histogra
     python benchmarks/bench_serving.py                 # starts its own Ray head
     RAY_ADDRESS=127.0.0.1:6379 python benchmarks/bench_serving.py
 
-vegeta: ``GOBIN=~/.cache/acgs/bin go install github.com/tsenart/vegeta/v12@v12.13.0``; wrk: ``apt-get install wrk``.
+vegeta: `make setup` builds it into ~/.cache/acgs/bin (`acgs dev build-binaries --only vegeta`); wrk: apt install wrk.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Build the control-plane binaries (etcd, kube-apiserver, kubectl, helm, kind) from Go modules.
+"""Build the binaries (etcd, kube-apiserver, kubectl, helm, kind, vegeta) from Go modules.
 
 No Docker engine and no download sites are reachable here, so every binary is compiled from the
 Go module proxy into a cache outside the repository (``~/.cache/acgs/bin`` by default). Building is
@@ -30,6 +30,7 @@ KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 HELM_VERSION = "v3.22.0"
 KIND_VERSION = "v0.33.0"
+VEGETA_VERSION = "v12.13.0"
 
 
 def cache_dir() -> Path:
@@ -104,6 +105,12 @@ RECIPES: tuple[Recipe, ...] = (
         module="sigs.k8s.io/kind",
         version=KIND_VERSION,
         binaries={"kind": "sigs.k8s.io/kind"},
+    ),
+    Recipe(  # the HTTP load generator of the serving benchmarks and reliability case 5
+        name="vegeta",
+        module="github.com/tsenart/vegeta/v12",
+        version=VEGETA_VERSION,
+        binaries={"vegeta": "github.com/tsenart/vegeta/v12"},
     ),
 )
 

@@ -35,7 +35,7 @@ def test_staging_replacements_come_from_the_downloaded_gomod() -> None:
 
 
 def test_recipes_cover_the_control_plane_and_pin_versions() -> None:
-    assert set(binaries.ALL_BINARIES) == {"etcd", "kube-apiserver", "kubectl", "helm", "kind"}
+    assert set(binaries.ALL_BINARIES) == {"etcd", "kube-apiserver", "kubectl", "helm", "kind", "vegeta"}
     k8s = next(r for r in binaries.RECIPES if r.name == "kubernetes")
     assert k8s.staging_version == "v0." + k8s.version.lstrip("v").split(".", 1)[1]
     assert binaries.ETCD_VERSION.startswith("v3.6.")
