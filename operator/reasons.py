@@ -22,6 +22,7 @@ class Reason(StrEnum):
     RAY_JOB_FAILED = "RayJobFailed"
     RAY_JOB_STOPPED = "RayJobStopped"
     RAY_JOB_LOST = "RayJobLost"
+    RAY_JOB_RESUBMITTED = "RayJobResubmitted"
     NO_RESULT = "NoResult"
     COMPLIANCE_PASSED = "CompliancePassed"
     COMPLIANCE_BELOW_THRESHOLD = "ComplianceBelowThreshold"

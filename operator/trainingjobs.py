@@ -106,6 +106,7 @@ class Observation:
     job: JobInfo | None
     events: Sequence[ProgressEvent | ResultEvent] = ()
     logs: str = ""
+    resubmissions: int = 0  # times this generation's job was submitted again after its cluster forgot it
 
 
 def observed_status(
@@ -132,6 +133,8 @@ def observed_status(
 
     job = obs.job
     patch["rayJob"] = {"submissionId": job.submission_id, "status": job.status.value, "dashboardUrl": dashboard_url}
+    if obs.resubmissions:
+        patch["rayJob"]["resubmissions"] = obs.resubmissions
     if start := _ms_to_iso(job.start_time_ms):
         patch["startTime"] = start
     if progress is not None:
@@ -195,6 +198,13 @@ def _summary(result: ResultEvent) -> str:
     acc = f"{m.accuracy:.4f}" if m.accuracy is not None else "n/a"
     f1 = f"{m.f1:.4f}" if m.f1 is not None else "n/a"
     return f"accuracy {acc}, F1 {f1}, compliance {c.score:.4f} under {c.constitution_hash}"
+
+
+def resubmitted_message(submission_id: str, resubmissions: int, budget: int) -> str:
+    return (
+        f"Ray no longer knew job {submission_id} (cluster restarted?): submitted it again ({resubmissions} of "
+        f"spec.faultTolerance.maxFailures={budget}); it resumes from the run's last checkpoint"
+    )
 
 
 def suspended_status(generation: int, conditions: Sequence[Condition] | None, now: str) -> dict[str, Any]:

@@ -181,7 +181,13 @@ class ResourcesSpec(CamelModel):
 class FaultToleranceSpec(CamelModel):
     """Retries after a worker failure and how often to checkpoint."""
 
-    max_failures: int = Field(default=1, ge=0, le=100, description="Worker-group restarts Ray Train may do.")
+    max_failures: int = Field(
+        default=1,
+        ge=0,
+        le=100,
+        description="Worker-group restarts Ray Train may do; also how often the operator submits a job again "
+        "after its Ray cluster forgot it.",
+    )
     checkpoint_every: int = Field(default=1, ge=1, le=10_000, description="Checkpoint every N epochs.")
 
 

@@ -162,6 +162,11 @@ class RayJobStatus(CamelModel):
         default=None, description="Ray job status: PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED."
     )
     dashboard_url: str | None = None
+    resubmissions: int | None = Field(
+        default=None,
+        description="Times this generation's job was submitted again after its Ray cluster forgot it (a head "
+        "restart without GCS persistence); at most spec.faultTolerance.maxFailures. It resumes from its checkpoint.",
+    )
 
 
 class TrainingJobStatus(CamelModel):

@@ -37,12 +37,26 @@ def _ray(memo: kopf.Memo, job: TrainingJobSpec) -> RayClient:
     return memo.rays.get(job.ray_cluster.address if job.ray_cluster else None)
 
 
-async def _observe(ray: RayClient, info: JobInfo | None) -> trainingjobs.Observation:
+async def _observe(ray: RayClient, info: JobInfo | None, resubmissions: int = 0) -> trainingjobs.Observation:
     """A Ray job and, once it has started, the events its log published (a finished job's result is there)."""
     if info is None or info.status is JobStatus.PENDING:
-        return trainingjobs.Observation(job=info)
+        return trainingjobs.Observation(job=info, resubmissions=resubmissions)
     logs = await ray.job_logs(info.submission_id)
-    return trainingjobs.Observation(job=info, events=parse_events(logs), logs=logs)
+    return trainingjobs.Observation(job=info, events=parse_events(logs), logs=logs, resubmissions=resubmissions)
+
+
+def _request(memo: kopf.Memo, job: TrainingJobSpec, snapshot: Any, body: kopf.Body) -> trainingjobs.RayJobRequest:
+    meta = body["metadata"]
+    return trainingjobs.build_ray_job(
+        namespace=meta.get("namespace") or "default",
+        name=meta["name"],
+        uid=meta["uid"],
+        generation=meta["generation"],
+        spec=job,
+        constitution=snapshot,
+        artifact_root=memo.config.artifact_root,
+        python=memo.config.ray_python,
+    )
 
 
 async def _submit(ray: RayClient, request: trainingjobs.RayJobRequest, body: kopf.Body) -> JobInfo | None:
@@ -57,6 +71,45 @@ async def _submit(ray: RayClient, request: trainingjobs.RayJobRequest, body: kop
     component = request.config.component
     events.normal(body, Reason.SUBMITTED, f"submitted Ray job {sid} ({component}) to {ray.dashboard_url}")
     return await ray.get_job(sid)
+
+
+async def _resubmit(
+    ray: RayClient,
+    memo: kopf.Memo,
+    job: TrainingJobSpec,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    status: kopf.Status,
+    index: kopf.Index[Any, Any] | None,
+) -> tuple[JobInfo | None, int]:
+    """Submit a job its Ray cluster forgot (a head restart) again, within spec.faultTolerance.maxFailures.
+
+    The same submission id and run storage: the run resumes from its last checkpoint. Returns the job (None
+    when the budget is spent) and the resubmissions so far.
+    """
+    done, budget = (status.get("rayJob") or {}).get("resubmissions") or 0, job.fault_tolerance.max_failures
+    if done >= budget:
+        return None, done
+    namespace, generation = body["metadata"].get("namespace") or "default", body["metadata"]["generation"]
+    snapshot = _constitution(job, namespace, index, status, generation, patch)
+    info = await _submit(ray, _request(memo, job, snapshot, body), body)
+    sid = trainingjobs.submission_id(body["metadata"]["name"], body["metadata"]["uid"], generation)
+    events.warning(body, Reason.RAY_JOB_RESUBMITTED, trainingjobs.resubmitted_message(sid, done + 1, budget))
+    return info, done + 1
+
+
+def _job_lost(
+    body: kopf.Body, patch: kopf.Patch, status: kopf.Status, job: TrainingJobSpec, sid: str, resubmissions: int
+) -> None:
+    message = (
+        f"Ray no longer knows job {sid} (cluster restarted?); it was submitted again {resubmissions} times "
+        f"(spec.faultTolerance.maxFailures={job.fault_tolerance.max_failures})"
+    )
+    generation = body["metadata"]["generation"]
+    patch.status.update(
+        trainingjobs.failed_status(Reason.RAY_JOB_LOST, message, generation, status.get("conditions"), now_iso())
+    )
+    events.warning(body, Reason.RAY_JOB_LOST, message)
 
 
 async def _stop(ray: RayClient, submission_id: str | None) -> bool:
@@ -116,23 +169,19 @@ async def reconcile_training_job(
         if status.get("observedGeneration") == generation and status.get("phase") in trainingjobs.TERMINAL_PHASES:
             return  # this generation is done; nothing to re-attach to
         info = await ray.get_job(sid)
-        if info is None:
+        resubmissions = (status.get("rayJob") or {}).get("resubmissions") or 0 if previous == sid else 0
+        if info is None and previous == sid:  # Ray knew this job once: the cluster forgot it while we were away
+            info, resubmissions = await _resubmit(ray, memo, job, body, patch, status, constitutions_by_name)
+            if info is None:
+                _job_lost(body, patch, status, job, sid, resubmissions)
+                return
+        elif info is None:
             snapshot = _constitution(job, namespace, constitutions_by_name, status, generation, patch)
-            request = trainingjobs.build_ray_job(
-                namespace=namespace,
-                name=name,
-                uid=uid,
-                generation=generation,
-                spec=job,
-                constitution=snapshot,
-                artifact_root=memo.config.artifact_root,
-                python=memo.config.ray_python,
-            )
-            info = await _submit(ray, request, body)
+            info = await _submit(ray, _request(memo, job, snapshot, body), body)
             patch.status["startTime"] = now_iso()
         elif retry == 0:
             logger.info("re-attached to Ray job %s (%s)", sid, info.status)
-        observation = await _observe(ray, info)  # a job that finished while no operator ran: read its result
+        observation = await _observe(ray, info, resubmissions)  # one that finished while no operator ran: its result
     except RayUnavailable as exc:
         _ray_unavailable(exc, body, patch, status, generation)
         raise kopf.TemporaryError(str(exc), delay=min(60, 2 ** min(retry, 5))) from exc
@@ -194,14 +243,18 @@ async def follow_training_job(
     patch: kopf.Patch,
     memo: kopf.Memo,
     logger: Logger,
+    constitutions_by_name: kopf.Index[Any, Any] | None = None,
     **_: Any,
 ) -> None:
     generation: int = meta["generation"]
     job = TrainingJobSpec.model_validate(dict(spec))
     ray, sid = _ray(memo, job), status["rayJob"]["submissionId"]
+    resubmissions = status["rayJob"].get("resubmissions") or 0
     try:
         info = await ray.get_job(sid)
-        observation = await _observe(ray, info)
+        if info is None:
+            info, resubmissions = await _resubmit(ray, memo, job, body, patch, status, constitutions_by_name)
+        observation = await _observe(ray, info, resubmissions)
         if trainingjobs.deadline_exceeded(
             status.get("startTime"), job.active_deadline_seconds, dt.datetime.now(dt.UTC)
         ):
@@ -218,11 +271,7 @@ async def follow_training_job(
         _lost_contact(exc, body, patch, status, generation)
         return  # the timer comes back at its interval: that is the backoff
     if info is None:
-        message = f"Ray no longer knows job {sid} (cluster restarted?)"
-        patch.status.update(
-            trainingjobs.failed_status(Reason.RAY_JOB_LOST, message, generation, status.get("conditions"), now_iso())
-        )
-        events.warning(body, Reason.RAY_JOB_LOST, message)
+        _job_lost(body, patch, status, job, sid, resubmissions)
         return
     new = trainingjobs.observed_status(
         observation,

@@ -5,12 +5,14 @@ point at it through ``spec.rayCluster.address`` and the session's operator recon
 when the head stops, a second is applied during the outage. While the head is down the resources must
 say ``RayUnavailable`` and the operator must retry with backoff, not in a hot loop (counted from its
 ``acgs_operator_errors_total`` metric). The head then starts again on the same ports; a fresh head (no
-external GCS storage) has forgotten the running job, which must end with a clear reason, and the job
-applied during the outage must be submitted and complete.
+external GCS storage) has forgotten the running job, which the operator submits again (same submission id,
+``spec.faultTolerance.maxFailures`` allows one) and which resumes from its last checkpoint and completes; the
+job applied during the outage must be submitted and complete.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.request
@@ -23,6 +25,7 @@ import yaml
 from acgs_operator.devenv.kubectl import Kubectl
 from acgs_operator.devenv.process import wait_until
 from acgs_operator.devenv.ray_local import RayHead
+from acgs_workloads.config import ProgressEvent, parse_events
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTAGE_SECONDS = 30.0
@@ -64,6 +67,13 @@ def status_of(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
     return kubectl.get_json("trainingjob", name, "-n", namespace).get("status") or {}
 
 
+def first_epoch_logged(dashboard: str, submission_id: str) -> int | None:
+    """The epoch of the first progress event in a Ray job's log (where that run started or resumed)."""
+    with urllib.request.urlopen(f"{dashboard}/api/jobs/{submission_id}/logs", timeout=30) as resp:
+        logs = json.load(resp).get("logs", "")
+    return min((e.progress.epoch for e in parse_events(logs) if isinstance(e, ProgressEvent)), default=None)
+
+
 def reasons(status: dict[str, Any]) -> set[str]:
     return {c.get("reason", "") for c in status.get("conditions", [])}
 
@@ -73,15 +83,16 @@ def test_ray_head_unreachable_for_thirty_seconds(
     kubectl: Kubectl, acgs_operator, namespace: str, tmp_path: Path, reliability_report  # type: ignore[no-untyped-def]
 ) -> None:
     title = "Ray head unreachable for 30 s"
-    goal = "RayUnavailable shown, backoff (no hot loop), recovery, nothing lost silently"
+    goal = "RayUnavailable shown, backoff (no hot loop), recovery, nothing lost"
     head = RayHead(tmp_path / "ray", num_cpus=2, object_store_mb=256)
     try:
         dashboard = head.start().dashboard_url
         kubectl.run("apply", "-n", namespace, "-f", str(ROOT / "manifests" / "constitution.yaml"))
         kubectl.run("wait", "-n", namespace, "--for=condition=Valid", "--timeout=60s", "constitution/default")
         kubectl.apply(training_job("in-flight", dashboard, epochs=30), namespace=namespace, server_side=False)
-        wait_until(lambda: status_of(kubectl, namespace, "in-flight").get("phase") == "Running", timeout=180,
-                   interval=0.5, what="the first job to run")
+        wait_until(lambda: (status_of(kubectl, namespace, "in-flight").get("progress") or {}).get("epoch", 0) >= 3,
+                   timeout=180, interval=0.5, what="the first job to finish (and checkpoint) 3 epochs")
+        done_at_outage = status_of(kubectl, namespace, "in-flight")["progress"]["epoch"]
 
         errors_before = ray_unavailable_errors(acgs_operator.metrics_port)
         down = time.monotonic()
@@ -112,8 +123,8 @@ def test_ray_head_unreachable_for_thirty_seconds(
         recovered = time.monotonic() - back
         per_minute = errors_during / (outage / 60.0)
         lost = final["in-flight"]
-        lost_reason = next((c["reason"] for c in lost.get("conditions", []) if c["type"] == "Failed"
-                            and c["status"] == "True"), lost.get("phase"))
+        resubmissions = (lost.get("rayJob") or {}).get("resubmissions")
+        resumed_at = first_epoch_logged(dashboard, lost["rayJob"]["submissionId"])
         reliability_report.record(
             "3", title, goal=goal,
             outage_s=round(outage, 1),
@@ -125,7 +136,9 @@ def test_ray_head_unreachable_for_thirty_seconds(
             tries_per_min=round(per_minute, 1),
             recover_after_head_up_s=round(recovered, 1),
             job_applied_during_outage=final["during-outage"]["phase"],
-            job_running_at_outage=f"{lost['phase']} ({lost_reason})",
+            job_running_at_outage=f"{lost['phase']} after {resubmissions} resubmission(s)",
+            epochs_done_at_outage=done_at_outage,
+            resubmitted_job_first_epoch=resumed_at,
         )
         assert shown
         assert errors_during >= 2, "the operator did not notice the outage"
@@ -133,8 +146,11 @@ def test_ray_head_unreachable_for_thirty_seconds(
         assert tries["in-flight"] <= 2, f"the running job posted {tries['in-flight']} RayUnavailable events, not one"
         assert tries["during-outage"] <= BACKOFF_TRIES, f"no exponential backoff: {tries} tries in {outage:.0f}s"
         assert final["during-outage"]["phase"] == "Succeeded", final["during-outage"].get("conditions")
-        # the fresh head forgot the running job: it must not hang or claim success
-        assert lost["phase"] == "Succeeded" or lost_reason == "RayJobLost", lost.get("conditions")
+        # the fresh head forgot the running job: submitted again, it resumes from its checkpoint and completes
+        assert lost["phase"] == "Succeeded" and resubmissions == 1, lost.get("conditions")
+        assert resumed_at is not None and resumed_at >= done_at_outage - 1, (
+            f"the resubmitted run started at epoch {resumed_at}, not from its checkpoint (epoch {done_at_outage})"
+        )
     finally:
         kubectl.run("delete", "trainingjobs", "--all", "-n", namespace, "--timeout=60s", check=False)
         head.stop()

@@ -40,9 +40,9 @@ def reconcile(memo: kopf.Memo, constitution_index: Any):  # type: ignore[no-unty
 
 
 @pytest.fixture
-def follow(memo: kopf.Memo):  # type: ignore[no-untyped-def]
+def follow(memo: kopf.Memo, constitution_index: Any):  # type: ignore[no-untyped-def]
     def _follow(resource: Any) -> None:
-        run(h.follow_training_job(memo=memo, **resource.kwargs()))
+        run(h.follow_training_job(memo=memo, constitutions_by_name=constitution_index, **resource.kwargs()))
         resource.apply_patch()
 
     return _follow
@@ -214,3 +214,49 @@ def test_restart_after_the_ray_job_finished_publishes_its_result(make_resource, 
     assert job.status["phase"] == "Succeeded", job.status["conditions"]
     assert job.status["model"]["sha256"] == "c" * 64 and job.condition("Complete")["status"] == "True"
     assert ray.submissions == 1 and "Succeeded" in recorded_events.reasons
+
+
+def test_a_job_the_cluster_forgot_is_submitted_again_within_max_failures(make_resource, reconcile, follow, ray, recorded_events) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    job = make_resource("TrainingJob", {**SPEC, "faultTolerance": {"maxFailures": 2}})
+    reconcile(job)
+    sid = job.status["rayJob"]["submissionId"]
+    ray.set_job(sid, JobStatus.RUNNING)
+    follow(job)
+    for n in (1, 2):
+        ray.jobs.clear()  # the head restarted without GCS persistence
+        follow(job)
+        assert ray.submissions == n + 1 and sid in ray.jobs, "the same submission id: the run resumes its checkpoint"
+        assert job.status["rayJob"]["resubmissions"] == n and job.status["phase"] == "Submitted"
+        ray.set_job(sid, JobStatus.RUNNING)
+        follow(job)
+        assert job.status["rayJob"]["resubmissions"] == n and job.status["phase"] == "Running"
+    assert recorded_events.reasons.count("RayJobResubmitted") == 2
+    ray.jobs.clear()
+    follow(job)  # the budget is spent
+    assert ray.submissions == 3 and job.status["phase"] == "Failed"
+    assert job.condition("Failed")["reason"] == "RayJobLost" and "maxFailures=2" in job.condition("Failed")["message"]
+
+
+def test_no_resubmission_with_max_failures_zero(make_resource, reconcile, follow, ray, recorded_events) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    job = make_resource("TrainingJob", {**SPEC, "faultTolerance": {"maxFailures": 0}})
+    reconcile(job)
+    ray.set_job(job.status["rayJob"]["submissionId"], JobStatus.RUNNING)
+    follow(job)
+    ray.jobs.clear()
+    follow(job)
+    assert ray.submissions == 1 and job.status["phase"] == "Failed"
+    assert job.condition("Failed")["reason"] == "RayJobLost"
+
+
+def test_restart_after_the_cluster_forgot_the_job_counts_a_resubmission(make_resource, reconcile, ray, recorded_events) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    job = make_resource("TrainingJob", SPEC)  # maxFailures defaults to 1
+    reconcile(job)
+    ray.set_job(job.status["rayJob"]["submissionId"], JobStatus.RUNNING)
+    reconcile(job)
+    ray.jobs.clear()  # operator and head both restarted
+    reconcile(job)
+    assert ray.submissions == 2 and job.status["rayJob"]["resubmissions"] == 1
+    ray.jobs.clear()
+    reconcile(job)
+    assert ray.submissions == 2 and job.status["phase"] == "Failed"
+    assert job.condition("Failed")["reason"] == "RayJobLost"
