@@ -237,7 +237,7 @@ def test_a_job_the_cluster_forgot_is_submitted_again_within_max_failures(make_re
     assert job.condition("Failed")["reason"] == "RayJobLost" and "maxFailures=2" in job.condition("Failed")["message"]
 
 
-def test_no_resubmission_with_max_failures_zero(make_resource, reconcile, follow, ray, recorded_events) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_no_resubmission_with_max_failures_zero(make_resource, reconcile, follow, ray, recorded_events) -> None:  # type: ignore[no-untyped-def]
     job = make_resource("TrainingJob", {**SPEC, "faultTolerance": {"maxFailures": 0}})
     reconcile(job)
     ray.set_job(job.status["rayJob"]["submissionId"], JobStatus.RUNNING)
