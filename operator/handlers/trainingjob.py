@@ -185,15 +185,7 @@ async def reconcile_training_job(
     except RayUnavailable as exc:
         _ray_unavailable(exc, body, patch, status, generation)
         raise kopf.TemporaryError(str(exc), delay=min(60, 2 ** min(retry, 5))) from exc
-    new = trainingjobs.observed_status(
-        observation,
-        generation=generation,
-        conditions=status.get("conditions"),
-        now=now_iso(),
-        dashboard_url=ray.dashboard_url,
-    )
-    patch.status.update(new)
-    _announce(body, status.get("phase"), new, meta)
+    _publish(observation, ray.dashboard_url, body, patch, status)
     RECONCILES.labels("TrainingJob", "ok").inc()
 
 
@@ -273,15 +265,22 @@ async def follow_training_job(
     if info is None:
         _job_lost(body, patch, status, job, sid, resubmissions)
         return
+    _publish(observation, ray.dashboard_url, body, patch, status)
+
+
+def _publish(
+    observation: trainingjobs.Observation, dashboard_url: str, body: kopf.Body, patch: kopf.Patch, status: kopf.Status
+) -> None:
+    """Write what was observed of the Ray job into status; post an event when the phase changes."""
     new = trainingjobs.observed_status(
         observation,
-        generation=generation,
+        generation=body["metadata"]["generation"],
         conditions=status.get("conditions"),
         now=now_iso(),
-        dashboard_url=ray.dashboard_url,
+        dashboard_url=dashboard_url,
     )
     patch.status.update(new)
-    _announce(body, status.get("phase"), new, meta)
+    _announce(body, status.get("phase"), new, body["metadata"])
 
 
 def _announce(body: kopf.Body, old_phase: str | None, new: dict[str, Any], meta: kopf.Meta) -> None:
