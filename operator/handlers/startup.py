@@ -28,6 +28,8 @@ def configure(
     )
     settings.persistence.consistency_timeout = config.consistency_timeout
     settings.watching.server_timeout = config.watch_server_timeout
+    settings.queueing.worker_limit = config.worker_limit or None
+    settings.queueing.idle_timeout = config.worker_idle_timeout  # a held worker slot blocks other objects
     settings.watching.client_timeout = config.watch_server_timeout + 30
     settings.watching.connect_timeout = 30
     settings.networking.error_backoffs = [1, 2, 5, 10, 30]

@@ -15,6 +15,9 @@ from acgs_workloads.config import (
 def test_operator_config_from_env() -> None:
     cfg = OperatorConfig.from_env({"ACGS_RAY_ADDRESS": "http://ray:8265", "ACGS_METRICS_PORT": "0", "OTHER": "x"})
     assert cfg.ray_address == "http://ray:8265" and cfg.metrics_port == 0 and cfg.health_port == 8080
+    assert (cfg.worker_limit, cfg.worker_idle_timeout) == (100, 1.0)
+    unlimited = OperatorConfig.from_env({"ACGS_WORKER_LIMIT": "0", "ACGS_WORKER_IDLE_TIMEOUT": "5"})
+    assert (unlimited.worker_limit, unlimited.worker_idle_timeout) == (0, 5.0)
 
 
 def test_events_round_trip_through_noisy_logs() -> None:
