@@ -32,7 +32,7 @@ class OperatorConfig(BaseModel):
     )
     watch_server_timeout: int = Field(default=300, ge=10, description="Seconds the API server keeps a watch open.")
     # Measured with reliability case 9 (1,000 TrainingJobs at once, 2 cores): kopf's defaults (no limit, 5 s)
-    # peaked at 205-214 MB RSS and reconciled all in 40-41 s; 100 workers that exit after 1 s idle: 167 MB, 43-45 s.
+    # peaked at 205-214 MB RSS and reconciled all in 40-41 s; 100 workers that exit after 1 s idle: 167-168 MB, 43-45 s.
     worker_limit: int = Field(
         default=100, ge=0, description="Most objects kopf processes at once (0: no limit); bounds memory in bursts."
     )

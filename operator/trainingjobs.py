@@ -207,6 +207,13 @@ def resubmitted_message(submission_id: str, resubmissions: int, budget: int) -> 
     )
 
 
+def lost_message(submission_id: str, resubmissions: int, budget: int) -> str:
+    return (
+        f"Ray no longer knows job {submission_id} (cluster restarted?); it was submitted again {resubmissions} "
+        f"times (spec.faultTolerance.maxFailures={budget})"
+    )
+
+
 def suspended_status(generation: int, conditions: Sequence[Condition] | None, now: str) -> dict[str, Any]:
     return {
         "phase": "Suspended",

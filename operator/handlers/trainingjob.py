@@ -73,6 +73,10 @@ async def _submit(ray: RayClient, request: trainingjobs.RayJobRequest, body: kop
     return await ray.get_job(sid)
 
 
+def _resubmissions(status: kopf.Status) -> int:
+    return int((status.get("rayJob") or {}).get("resubmissions") or 0)
+
+
 async def _resubmit(
     ray: RayClient,
     memo: kopf.Memo,
@@ -87,24 +91,20 @@ async def _resubmit(
     The same submission id and run storage: the run resumes from its last checkpoint. Returns the job (None
     when the budget is spent) and the resubmissions so far.
     """
-    done, budget = (status.get("rayJob") or {}).get("resubmissions") or 0, job.fault_tolerance.max_failures
+    done, budget = _resubmissions(status), job.fault_tolerance.max_failures
     if done >= budget:
         return None, done
-    namespace, generation = body["metadata"].get("namespace") or "default", body["metadata"]["generation"]
-    snapshot = _constitution(job, namespace, index, status, generation, patch)
-    info = await _submit(ray, _request(memo, job, snapshot, body), body)
-    sid = trainingjobs.submission_id(body["metadata"]["name"], body["metadata"]["uid"], generation)
-    events.warning(body, Reason.RAY_JOB_RESUBMITTED, trainingjobs.resubmitted_message(sid, done + 1, budget))
+    meta = body["metadata"]
+    snapshot = _constitution(job, meta.get("namespace") or "default", index, status, meta["generation"], patch)
+    request = _request(memo, job, snapshot, body)
+    info = await _submit(ray, request, body)
+    message = trainingjobs.resubmitted_message(request.submission_id, done + 1, budget)
+    events.warning(body, Reason.RAY_JOB_RESUBMITTED, message)
     return info, done + 1
 
 
-def _job_lost(
-    body: kopf.Body, patch: kopf.Patch, status: kopf.Status, job: TrainingJobSpec, sid: str, resubmissions: int
-) -> None:
-    message = (
-        f"Ray no longer knows job {sid} (cluster restarted?); it was submitted again {resubmissions} times "
-        f"(spec.faultTolerance.maxFailures={job.fault_tolerance.max_failures})"
-    )
+def _job_lost(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, job: TrainingJobSpec, sid: str) -> None:
+    message = trainingjobs.lost_message(sid, _resubmissions(status), job.fault_tolerance.max_failures)
     generation = body["metadata"]["generation"]
     patch.status.update(
         trainingjobs.failed_status(Reason.RAY_JOB_LOST, message, generation, status.get("conditions"), now_iso())
@@ -169,11 +169,11 @@ async def reconcile_training_job(
         if status.get("observedGeneration") == generation and status.get("phase") in trainingjobs.TERMINAL_PHASES:
             return  # this generation is done; nothing to re-attach to
         info = await ray.get_job(sid)
-        resubmissions = (status.get("rayJob") or {}).get("resubmissions") or 0 if previous == sid else 0
+        resubmissions = _resubmissions(status) if previous == sid else 0
         if info is None and previous == sid:  # Ray knew this job once: the cluster forgot it while we were away
             info, resubmissions = await _resubmit(ray, memo, job, body, patch, status, constitutions_by_name)
             if info is None:
-                _job_lost(body, patch, status, job, sid, resubmissions)
+                _job_lost(body, patch, status, job, sid)
                 return
         elif info is None:
             snapshot = _constitution(job, namespace, constitutions_by_name, status, generation, patch)
@@ -241,7 +241,7 @@ async def follow_training_job(
     generation: int = meta["generation"]
     job = TrainingJobSpec.model_validate(dict(spec))
     ray, sid = _ray(memo, job), status["rayJob"]["submissionId"]
-    resubmissions = status["rayJob"].get("resubmissions") or 0
+    resubmissions = _resubmissions(status)
     try:
         info = await ray.get_job(sid)
         if info is None:
@@ -263,7 +263,7 @@ async def follow_training_job(
         _lost_contact(exc, body, patch, status, generation)
         return  # the timer comes back at its interval: that is the backoff
     if info is None:
-        _job_lost(body, patch, status, job, sid, resubmissions)
+        _job_lost(body, patch, status, job, sid)
         return
     _publish(observation, ray.dashboard_url, body, patch, status)
 
