@@ -5,9 +5,6 @@ VENV ?= $(ACGS_CACHE)/venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 export ACGS_CACHE
-# `python -m ...` from the repository root would put the root first on sys.path, where operator/
-# (our package's directory) shadows the stdlib's `operator`: never prepend it (Python >= 3.11).
-export PYTHONSAFEPATH := 1
 
 .PHONY: setup venv binaries up test unit integration e2e reliability lint crds
 

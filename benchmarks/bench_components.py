@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch  # before regopy: see tests/conftest.py
 
-from acgs_workloads.config import COMPONENTS, DatasetSpec, GeneratorSpec, TrainingSpec, TrainRunConfig
 from acgs_workloads.constitution import default_constitution
+from acgs_workloads.contract import COMPONENTS, DatasetSpec, GeneratorSpec, TrainingSpec, TrainRunConfig
 from acgs_workloads.train import run
 
 ROOT = Path(__file__).resolve().parents[1]

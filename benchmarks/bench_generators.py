@@ -15,8 +15,8 @@ import time
 import torch
 
 from acgs_workloads.components import get, names
-from acgs_workloads.config import ModelSpec
 from acgs_workloads.constitution import ConstitutionEvaluator, default_constitution
+from acgs_workloads.contract import ModelSpec
 
 
 def generator_rates(examples: int, repeats: int = 3) -> dict[str, float]:

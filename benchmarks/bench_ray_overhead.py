@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import load_average, report_dir, steady, write_json
 
-from acgs_workloads.config import TrainRunConfig
+from acgs_workloads.contract import TrainRunConfig
 from acgs_workloads.training import TrainOutcome, run_training
 from acgs_workloads.training.toy import build_toy_task, toy_config
 

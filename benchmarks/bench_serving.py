@@ -188,8 +188,8 @@ def measure(name: str, description: str, url: str, bodies: list[bytes], work: Pa
 
 
 def train_model(root: Path) -> tuple[Any, Any]:
-    from acgs_workloads.config import DatasetSpec, GeneratorSpec, ModelSpec, TrainingSpec, TrainRunConfig
     from acgs_workloads.constitution import default_constitution
+    from acgs_workloads.contract import DatasetSpec, GeneratorSpec, ModelSpec, TrainingSpec, TrainRunConfig
     from acgs_workloads.train import run
 
     constitution = default_constitution()
@@ -202,7 +202,7 @@ def train_model(root: Path) -> tuple[Any, Any]:
 
 def request_bodies(constitution_hash: str, count: int) -> list[bytes]:
     from acgs_workloads.components import get
-    from acgs_workloads.config import ModelSpec
+    from acgs_workloads.contract import ModelSpec
 
     component = get("constitutional-ai")
     cols = component.generate(count, 2024, ModelSpec())
@@ -222,8 +222,8 @@ def run_bare_uvicorn(args_file: str, port: int) -> None:
     import torch
     import uvicorn
 
+    from acgs_workloads.contract import parse_model_args
     from acgs_workloads.serving.api import create_model_api
-    from acgs_workloads.serving.args import parse_model_args
     from acgs_workloads.serving.service import ModelService
 
     torch.set_num_threads(1)
@@ -364,7 +364,7 @@ def micro(model_dir: str, sha256: str, constitution: Any, bodies: list[bytes], r
     import torch
 
     from acgs_workloads.constitution import ConstitutionEvaluator
-    from acgs_workloads.serving.args import parse_model_args
+    from acgs_workloads.contract import parse_model_args
     from acgs_workloads.serving.model import ServedModel
     from acgs_workloads.serving.rego_fast import GuardEvaluator
     from acgs_workloads.serving.service import ModelService

@@ -21,8 +21,8 @@ from acgs_workloads.components import get
 from acgs_workloads.components.models import TransformerBlock
 from acgs_workloads.components.task import build_task, run_split
 from acgs_workloads.components.wina import SPARSITIES, accuracy_vs_sparsity, block_inputs, mlp_speedup
-from acgs_workloads.config import TrainRunConfig
 from acgs_workloads.constitution import default_constitution
+from acgs_workloads.contract import TrainRunConfig
 from acgs_workloads.training import run_training
 
 

@@ -7,11 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-reports/benchmarks}
-export PYTHONSAFEPATH=1 PYTHONUNBUFFERED=1
-if ! python3 -c "import acgs_workloads" 2>/dev/null; then   # not installed: import the directory under its name
-    mkdir -p /tmp/acgs-src && ln -sfn "$PWD/workloads" /tmp/acgs-src/acgs_workloads
-    export PYTHONPATH="/tmp/acgs-src${PYTHONPATH:+:$PYTHONPATH}"
-fi
+export PYTHONUNBUFFERED=1
+# not installed: the package directory is importable as it is
+python3 -c "import acgs_workloads" 2>/dev/null || export PYTHONPATH="$PWD/workloads${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 python3 benchmarks/bench_transformer_efficiency.py --gpu --examples 4096 --seq 256 --hidden 768 --layers 8 \

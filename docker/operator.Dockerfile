@@ -4,15 +4,14 @@
 
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml setup.py README.md ./
+COPY pyproject.toml README.md ./
 COPY operator ./operator
 COPY workloads ./workloads
 # Wheels for the project and its [operator] extra, installed in the final stage without a compiler
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[operator]"
 
 FROM python:3.11-slim
-ENV PYTHONSAFEPATH=1 \
-    HOME=/tmp \
+ENV HOME=/tmp \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1

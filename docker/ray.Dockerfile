@@ -12,10 +12,9 @@ FROM rayproject/ray:${RAY_VERSION}-${PYTHON_TAG}-${VARIANT}
 
 ARG RAY_VERSION
 ARG VARIANT
-ENV PYTHONSAFEPATH=1 \
-    PIP_NO_CACHE_DIR=1
+ENV PIP_NO_CACHE_DIR=1
 WORKDIR /home/ray/acgs
-COPY --chown=1000:100 pyproject.toml setup.py README.md ./
+COPY --chown=1000:100 pyproject.toml README.md ./
 COPY --chown=1000:100 operator ./operator
 COPY --chown=1000:100 workloads ./workloads
 # Keep the image's Ray version; CPU-only torch unless VARIANT=gpu.

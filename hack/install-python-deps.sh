@@ -2,11 +2,10 @@
 # Install the project (editable) and its dependencies into the venv whose python is $1.
 # Skips the pip run when pyproject.toml and the checkout path are unchanged since the last install.
 set -euo pipefail
-export PYTHONSAFEPATH=1  # the repository root must not shadow the stdlib's `operator` (see Makefile)
 py="$1"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 stamp="$(dirname "$py")/../.acgs-install-stamp"
-want="$(cat "$root/pyproject.toml" "$root/setup.py" | sha256sum | cut -c1-16) $root"
+want="$(cat "$root/pyproject.toml" | sha256sum | cut -c1-16) $root"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$py" -c "import acgs_operator, acgs_workloads, torch, ray, kopf" 2>/dev/null; then
   echo "[acgs setup] Python environment up to date ($(dirname "$(dirname "$py")"))"
   exit 0

@@ -28,7 +28,7 @@ def read_until(proc: subprocess.Popen[str], marker: str, timeout: float) -> str:
 
 
 def test_acgs_up_serves_the_sample_constitution_until_ctrl_c(tmp_path: Path) -> None:
-    env = dict(os.environ, ACGS_RUN_DIR=str(tmp_path / "run"), PYTHONUNBUFFERED="1", PYTHONSAFEPATH="1")
+    env = dict(os.environ, ACGS_RUN_DIR=str(tmp_path / "run"), PYTHONUNBUFFERED="1")
     env.pop("ACGS_RAY_ADDRESS", None)
     env.pop("KUBECONFIG", None)  # a fresh machine: the embedded control plane
     proc = subprocess.Popen(

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from acgs_workloads.config import COMPONENTS
+from acgs_workloads.contract import COMPONENTS
 
 SERVED = ("constitutional-ai", "policy-governance", "multi-agent-coordination")
 PLOTS = ("training_curves.png", "compliance_per_principle.png", "latency_histograms.png")
@@ -24,7 +24,7 @@ def acgs_command() -> list[str]:
 
 def test_pipeline_small_profile_end_to_end(tmp_path: Path) -> None:
     report_dir = tmp_path / "report"
-    env = dict(os.environ, PYTHONSAFEPATH="1", PYTHONUNBUFFERED="1", RAY_AUTH_MODE="disabled",
+    env = dict(os.environ, PYTHONUNBUFFERED="1", RAY_AUTH_MODE="disabled",
                ACGS_RUN_DIR=str(tmp_path / "run"))
     for name in ("KUBECONFIG", "ACGS_RAY_ADDRESS"):  # a fresh machine: the embedded default
         env.pop(name, None)

@@ -27,17 +27,17 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
 
-from acgs_workloads.config import (
+from acgs_workloads.constitution.loader import default_constitution
+from acgs_workloads.contract import (
     ConstitutionSnapshot,
     DatasetSpec,
     GeneratorSpec,
+    ModelAppArgs,
     ModelSpec,
     TrainingSpec,
     TrainRunConfig,
 )
-from acgs_workloads.constitution.loader import default_constitution
 from acgs_workloads.serving.api import create_model_api
-from acgs_workloads.serving.args import ModelAppArgs
 from acgs_workloads.serving.auth import key_sha256
 from acgs_workloads.serving.platform_api import MODEL_DEPLOYMENT, create_platform_api
 from acgs_workloads.serving.service import ModelService

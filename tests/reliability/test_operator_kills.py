@@ -73,7 +73,7 @@ def check_training_job(job: dict[str, Any], constitution_hash: str) -> list[str]
     if status.get("phase") != "Succeeded":
         return [f"{name}: phase {status.get('phase')}"]
     problems = []
-    meta = storage.read_metadata(status["model"]["uri"])
+    meta = storage.read_metadata(status["model"]["uri"]).wire()
     weights = storage.read_bytes(storage.weights_uri_of(status["model"]["uri"]))
     if not status["model"]["sha256"] == meta["weights"]["sha256"] == hashlib.sha256(weights).hexdigest():
         problems.append(f"{name}: model sha256 {status['model']['sha256']} differs from the artifact's")

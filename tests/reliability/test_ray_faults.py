@@ -25,7 +25,7 @@ import yaml
 from acgs_operator.devenv.kubectl import Kubectl
 from acgs_operator.devenv.process import wait_until
 from acgs_operator.devenv.ray_local import RayHead
-from acgs_workloads.config import ProgressEvent, parse_events
+from acgs_workloads.contract import ProgressEvent, parse_events
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTAGE_SECONDS = 30.0

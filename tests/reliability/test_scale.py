@@ -25,7 +25,7 @@ import pytest
 from acgs_operator.api.v1alpha1 import GROUP, VERSION
 from acgs_operator.config import FINALIZER
 from acgs_operator.devenv.kubectl import Kubectl
-from acgs_workloads.config import COMPONENTS
+from acgs_workloads.contract import COMPONENTS
 
 CASE = "9"
 TITLE = "scale: 1,000 TrainingJobs applied at once"

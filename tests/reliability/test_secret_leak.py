@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from acgs_operator.devenv.kubectl import Kubectl
-from acgs_workloads.config import (
+from acgs_workloads.constitution.loader import default_constitution
+from acgs_workloads.contract import (
     ConstitutionSnapshot,
     DatasetSpec,
     GeneratorSpec,
@@ -31,7 +32,6 @@ from acgs_workloads.config import (
     TrainingSpec,
     TrainRunConfig,
 )
-from acgs_workloads.constitution.loader import default_constitution
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE = "8b"

@@ -49,8 +49,8 @@ def vegeta() -> str:
 
 def train_model(root: Path) -> tuple[str, str]:
     """(model directory URI, weights sha256) of a small constitutional-ai model trained here."""
-    from acgs_workloads.config import DatasetSpec, GeneratorSpec, ModelSpec, TrainingSpec, TrainRunConfig
     from acgs_workloads.constitution import default_constitution
+    from acgs_workloads.contract import DatasetSpec, GeneratorSpec, ModelSpec, TrainingSpec, TrainRunConfig
     from acgs_workloads.train import run
 
     cfg = TrainRunConfig(

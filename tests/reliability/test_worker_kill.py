@@ -21,7 +21,7 @@ import yaml
 
 from acgs_operator.devenv.kubectl import Kubectl
 from acgs_operator.devenv.process import wait_until
-from acgs_workloads.config import Progress, ProgressEvent, parse_events
+from acgs_workloads.contract import Progress, ProgressEvent, parse_events
 
 ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 8

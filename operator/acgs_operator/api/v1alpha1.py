@@ -1,0 +1,424 @@
+"""The ACGS API, group ``acgs.io`` version ``v1alpha1``: the single source of truth for the CRDs.
+
+Each kind is a pydantic model of its spec and status. ``acgs_operator.api.crdgen`` turns them into
+CustomResourceDefinitions (``crds/*.yaml``) with defaults, CEL rules, printer columns and short
+names. The spec parts the training run consumes come from ``acgs_workloads.contract`` so the operator
+and the workloads agree by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from acgs_workloads.contract import (
+    BatchingArgs,
+    CamelModel,
+    ComplianceReport,
+    Component,
+    DatasetSpec,
+    EvaluationSpec,
+    FaultToleranceSpec,
+    GeneratorSpec,
+    ModelArtifact,
+    ModelSpec,
+    Principle,
+    Progress,
+    ResourcesSpec,
+    TrainingMetrics,
+    TrainingSpec,
+    cel,
+)
+
+GROUP = "acgs.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+RESERVED_ROUTES = ("/", "/health", "/models", "/metrics", "/-")
+
+
+# --------------------------------------------------------------------------- shared status parts
+
+
+class Condition(CamelModel):
+    """A Kubernetes-style condition; `kubectl wait --for=condition=<type>` reads it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: str = Field(description="Type of the condition, e.g. Ready.")
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(default="", description="CamelCase reason of the last transition.")
+    message: str = Field(default="", description="Human-readable details.")
+    last_transition_time: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}, description="When the status last changed."
+    )
+    observed_generation: int | None = Field(default=None, description="The generation this condition describes.")
+
+
+def conditions_field() -> Any:
+    return Field(
+        default_factory=list,
+        description="Latest observations of the resource's state.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+class LocalObjectReference(CamelModel):
+    """A reference to another resource in the same namespace."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the resource.")
+
+
+class RayClusterRef(CamelModel):
+    """Which Ray cluster to use instead of the operator's default."""
+
+    address: str = Field(
+        min_length=1,
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="Ray dashboard URL, e.g. http://raycluster-head-svc.ray:8265.",
+    )
+
+
+# --------------------------------------------------------------------------- Constitution
+
+
+class ConstitutionSpec(CamelModel):
+    """Principles as Rego v1 modules. Models are trained, gated and served under this constitution."""
+
+    principles: list[Principle] = Field(
+        min_length=1,
+        max_length=64,
+        description="The principles; each id appears once.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"]},
+    )
+
+
+class ConstitutionStatus(CamelModel):
+    model_config = ConfigDict(extra="ignore")
+
+    phase: Literal["Pending", "Valid", "Invalid"] | None = None
+    hash: str | None = Field(
+        default=None, description="First 16 hex chars of sha256 over the canonical JSON of spec.principles."
+    )
+    principles: int | None = Field(default=None, description="Number of principles.")
+    observed_generation: int | None = None
+    conditions: list[Condition] = conditions_field()
+
+
+# --------------------------------------------------------------------------- TrainingJob
+
+
+class TrainingJobSpec(CamelModel):
+    """Train and evaluate one ACGS component on Ray under a constitution."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.training.mixedPrecision != 'fp16' || self.resources.gpusPerWorker > 0",
+                    "training.mixedPrecision fp16 needs resources.gpusPerWorker > 0 (use bf16 or off on CPU)",
+                    ".training.mixedPrecision",
+                ),
+                cel(
+                    "self.faultTolerance.checkpointEvery <= self.training.epochs",
+                    "faultTolerance.checkpointEvery must not exceed training.epochs",
+                    ".faultTolerance.checkpointEvery",
+                ),
+            ]
+        }
+    )
+
+    component: Component = Field(
+        description="Which ACGS component to train.",
+        json_schema_extra={"x-kubernetes-validations": [cel("self == oldSelf", "component is immutable")]},
+    )
+    constitution_ref: LocalObjectReference = Field(description="The Constitution the model is evaluated under.")
+    dataset: DatasetSpec = Field(
+        default_factory=lambda: DatasetSpec(generator=GeneratorSpec()),
+        description="Training data: a seeded generator (default) or a file URI.",
+    )
+    model: ModelSpec = Field(default_factory=ModelSpec, description="Model hyper-parameters (sizes).")
+    training: TrainingSpec = Field(default_factory=TrainingSpec, description="Optimisation settings.")
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Ray Train workers.")
+    fault_tolerance: FaultToleranceSpec = Field(
+        default_factory=FaultToleranceSpec, description="Worker restarts and checkpoint interval."
+    )
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Evaluation split and gates.")
+    ray_cluster: RayClusterRef | None = Field(default=None, description="Override the operator's Ray cluster.")
+    active_deadline_seconds: int | None = Field(
+        default=None, ge=1, le=604_800, description="Stop the job after this many seconds (reason DeadlineExceeded)."
+    )
+    suspend: bool = Field(default=False, description="true stops the Ray job (phase Suspended); false resumes it.")
+
+
+class RayJobStatus(CamelModel):
+    model_config = ConfigDict(extra="ignore")
+
+    submission_id: str | None = None
+    status: str | None = Field(
+        default=None, description="Ray job status: PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED."
+    )
+    dashboard_url: str | None = None
+    resubmissions: int | None = Field(
+        default=None,
+        description="Times this generation's job was submitted again after its Ray cluster forgot it (a head "
+        "restart without GCS persistence); at most spec.faultTolerance.maxFailures. It resumes from its checkpoint.",
+    )
+
+
+class TrainingJobStatus(CamelModel):
+    model_config = ConfigDict(extra="ignore")
+
+    phase: Literal["Pending", "Submitted", "Running", "Evaluating", "Succeeded", "Failed", "Suspended"] | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] = conditions_field()
+    ray_job: RayJobStatus | None = None
+    start_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    completion_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    progress: Progress | None = None
+    metrics: TrainingMetrics | None = None
+    compliance: ComplianceReport | None = None
+    model: ModelArtifact | None = None
+    restarts: int | None = None
+
+
+# --------------------------------------------------------------------------- ModelDeployment
+
+
+class ModelSource(CamelModel):
+    """The model to serve: a TrainingJob's artifact, or an artifact URI pinned by its sha256."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.trainingJobRef) != has(self.uri)",
+                    "exactly one of model.trainingJobRef and model.uri must be set",
+                ),
+                cel("!has(self.uri) || has(self.sha256)", "model.sha256 is required with model.uri", ".sha256"),
+            ]
+        }
+    )
+
+    training_job_ref: LocalObjectReference | None = Field(default=None, description="Serve this TrainingJob's model.")
+    uri: str | None = Field(default=None, min_length=1, max_length=2048, description="Artifact directory URI.")
+    sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="Expected sha256 of the artifact's weights."
+    )
+
+
+class AutoscalingSpec(CamelModel):
+    """Ray Serve autoscaling bounds."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.minReplicas <= self.maxReplicas", "autoscaling.minReplicas must be <= maxReplicas")
+            ]
+        }
+    )
+
+    min_replicas: int = Field(default=1, ge=0, le=1000, description="Fewest replicas.")
+    max_replicas: int = Field(default=4, ge=1, le=1000, description="Most replicas.")
+    target_ongoing_requests: float = Field(default=2.0, gt=0.0, le=10_000.0, description="Target load per replica.")
+
+
+class ServingResources(CamelModel):
+    """What each replica holds."""
+
+    cpus: float = Field(default=1.0, gt=0.0, le=512.0, description="CPUs per replica.")
+    gpus: float = Field(default=0.0, ge=0.0, le=16.0, description="GPUs per replica; the model moves to CUDA.")
+
+
+class DeploymentCompliance(CamelModel):
+    """The compliance gate and the runtime guard."""
+
+    min_score: float = Field(default=0.9, ge=0.0, le=1.0, description="Minimum evaluated compliance score to serve.")
+    runtime_guard: bool = Field(
+        default=True, description="Evaluate the rules on every decision; escalate instead of violating."
+    )
+
+
+BatchingSpec = BatchingArgs  # spec.batching is handed to the Serve replicas as it is
+
+
+class SecretKeySelector(CamelModel):
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Secret name.")
+    key: str = Field(min_length=1, max_length=253, description="Key in the Secret's data.")
+
+
+class AuthSpec(CamelModel):
+    """API-key authentication of the routes."""
+
+    api_key_secret_ref: SecretKeySelector = Field(description="Secret key holding the API key.")
+
+
+class ModelDeploymentSpec(CamelModel):
+    """Serve a trained ACGS model on Ray Serve, only if it passed its compliance gate."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!(has(self.replicas) && has(self.autoscaling))",
+                    "set either replicas or autoscaling, not both",
+                    ".replicas",
+                )
+            ]
+        }
+    )
+
+    model: ModelSource = Field(description="Which model to serve.")
+    constitution_ref: LocalObjectReference = Field(description="The Constitution requests are checked against.")
+    route_prefix: str | None = Field(
+        default=None,
+        max_length=256,
+        pattern=r"^/[a-z0-9]([-a-z0-9_/]*[a-z0-9])?$",
+        description="HTTP route prefix; default /<component>.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!(self in " + "[" + ", ".join(f"'{r}'" for r in RESERVED_ROUTES) + "])",
+                    "routePrefix is reserved for the platform application",
+                )
+            ]
+        },
+    )
+    replicas: int | None = Field(default=None, ge=0, le=1000, description="Fixed number of replicas.")
+    autoscaling: AutoscalingSpec | None = Field(default=None, description="Autoscaling bounds (instead of replicas).")
+    resources: ServingResources = Field(default_factory=ServingResources, description="Per-replica resources.")
+    compliance: DeploymentCompliance = Field(default_factory=DeploymentCompliance, description="Gate and guard.")
+    batching: BatchingSpec | None = Field(default=None, description="Batch requests to the model.")
+    auth: AuthSpec | None = Field(default=None, description="Require an API key.")
+    ray_cluster: RayClusterRef | None = Field(default=None, description="Override the operator's Ray cluster.")
+
+
+class DeployedModel(CamelModel):
+    model_config = ConfigDict(extra="ignore")
+
+    uri: str | None = None
+    sha256: str | None = None
+    training_job: str | None = None
+
+
+class DeploymentComplianceStatus(CamelModel):
+    model_config = ConfigDict(extra="ignore")
+
+    constitution_hash: str | None = None
+    score: float | None = None
+    gate: float | None = Field(default=None, description="The minScore the score was compared with.")
+    reason: str | None = None
+
+
+class ReplicaStatus(CamelModel):
+    model_config = ConfigDict(extra="ignore")
+
+    desired: int | None = None
+    ready: int | None = None
+
+
+class ModelDeploymentStatus(CamelModel):
+    model_config = ConfigDict(extra="ignore")
+
+    phase: Literal["Pending", "Blocked", "Deploying", "Ready", "Failed"] | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] = conditions_field()
+    url: str | None = None
+    routes: list[str] = Field(default_factory=list)
+    model: DeployedModel | None = None
+    compliance: DeploymentComplianceStatus | None = None
+    replicas: ReplicaStatus | None = None
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    name: str
+    json_path: str
+    type: str = "string"
+    description: str = ""
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Everything the CRD generator needs to know about one kind."""
+
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    spec: type[BaseModel]
+    status: type[BaseModel]
+    description: str
+    columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{GROUP}"
+
+
+def _age() -> PrinterColumn:
+    return PrinterColumn("Age", ".metadata.creationTimestamp", "date")
+
+
+CONSTITUTION = Kind(
+    kind="Constitution",
+    plural="constitutions",
+    short_names=("constitution", "cst"),
+    spec=ConstitutionSpec,
+    status=ConstitutionStatus,
+    description="A set of principles (Rego v1 modules) that ACGS models are trained, gated and served under.",
+    columns=(
+        PrinterColumn("Hash", ".status.hash", description="Constitution hash"),
+        PrinterColumn("Principles", ".status.principles", "integer"),
+        PrinterColumn("Valid", '.status.conditions[?(@.type=="Valid")].status'),
+        _age(),
+    ),
+)
+
+TRAINING_JOB = Kind(
+    kind="TrainingJob",
+    plural="trainingjobs",
+    short_names=("tj",),
+    spec=TrainingJobSpec,
+    status=TrainingJobStatus,
+    description="Trains and evaluates one ACGS component as a Ray Train job, with constitutional compliance.",
+    columns=(
+        PrinterColumn("Component", ".spec.component"),
+        PrinterColumn("Phase", ".status.phase"),
+        PrinterColumn("Progress", ".status.progress.percent", "number"),
+        PrinterColumn("Accuracy", ".status.metrics.accuracy", "number"),
+        PrinterColumn("Compliance", ".status.compliance.score", "number"),
+        PrinterColumn("Ray Job", ".status.rayJob.submissionId", priority=1),
+        _age(),
+    ),
+)
+
+MODEL_DEPLOYMENT = Kind(
+    kind="ModelDeployment",
+    plural="modeldeployments",
+    short_names=("md",),
+    spec=ModelDeploymentSpec,
+    status=ModelDeploymentStatus,
+    description="Serves a trained ACGS model on Ray Serve when it passes its constitutional compliance gate.",
+    columns=(
+        PrinterColumn("Phase", ".status.phase"),
+        PrinterColumn("URL", ".status.url"),
+        PrinterColumn("Score", ".status.compliance.score", "number"),
+        PrinterColumn("Reason", ".status.compliance.reason"),
+        PrinterColumn("Ready", ".status.replicas.ready", "integer", priority=1),
+        _age(),
+    ),
+)
+
+KINDS: tuple[Kind, ...] = (CONSTITUTION, TRAINING_JOB, MODEL_DEPLOYMENT)

@@ -1,0 +1,1 @@
+"""The Constitution kind: pure builders (`build`) and kopf handlers (`handlers`)."""

@@ -1,0 +1,1 @@
+"""The Modeldeployment kind: pure builders (`build`) and kopf handlers (`handlers`)."""

@@ -1,0 +1,1 @@
+"""The Trainingjob kind: pure builders (`build`) and kopf handlers (`handlers`)."""

@@ -1,0 +1,115 @@
+"""Dockerfiles and the kind config, checked without Docker: paths exist, entrypoints and versions agree."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from acgs_operator.devenv import binaries
+
+ROOT = Path(__file__).resolve().parents[3]
+DOCKER = ROOT / "docker"
+CHART_VALUES = yaml.safe_load((ROOT / "helm" / "acgs" / "values.yaml").read_text())
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+@pytest.mark.parametrize("name", ["operator.Dockerfile", "ray.Dockerfile"])
+def test_copied_paths_exist_and_the_image_runs_as_uid_1000(name: str) -> None:
+    steps = instructions(DOCKER / name)
+    copies = [shlex.split(args) for word, args in steps if word == "COPY"]
+    sources = [s for args in copies if not any(a.startswith("--from") for a in args) for s in args[:-1]]
+    sources = [s for s in sources if not s.startswith("--")]
+    assert sources, name
+    for source in sources:
+        assert (ROOT / source).exists(), f"{name} copies {source}, which is not in the repository"
+    users = [args for word, args in steps if word == "USER"]
+    assert users and users[-1].split(":")[0] == "1000"
+    assert (DOCKER / f"{name}.dockerignore").is_file()
+
+
+def test_operator_image_entrypoint_is_the_console_script() -> None:
+    steps = instructions(DOCKER / "operator.Dockerfile")
+    assert [a for w, a in steps if w == "FROM"][-1] == "python:3.11-slim"
+    entrypoint = [a for w, a in steps if w == "ENTRYPOINT"][-1]
+    assert entrypoint == '["acgs", "operator", "run"]'
+    assert PYPROJECT["project"]["scripts"]["acgs"] == "acgs_operator.cli:main"
+    assert "operator" in PYPROJECT["project"]["optional-dependencies"]
+    assert any('".[operator]"' in a for w, a in steps if w == "RUN")
+    env = " ".join(a for w, a in steps if w == "ENV").split()
+    assert {"PYTHONDONTWRITEBYTECODE=1", "HOME=/tmp"} <= set(env)  # read-only root, /tmp mounted
+
+
+def test_ray_image_matches_the_ray_version_and_carries_the_workloads() -> None:
+    steps = instructions(DOCKER / "ray.Dockerfile")
+    args = dict(a.split("=", 1) for w, a in steps if w == "ARG" and "=" in a)
+    ray = __import__("importlib.metadata").metadata.version("ray")
+    assert args["RAY_VERSION"] == ray == CHART_VALUES["rayCluster"]["rayVersion"]
+    assert args["PYTHON_TAG"] == "py311" and args["VARIANT"] == "cpu"
+    assert [a for w, a in steps if w == "FROM"] == ["rayproject/ray:${RAY_VERSION}-${PYTHON_TAG}-${VARIANT}"]
+    assert "workloads" in PYPROJECT["project"]["optional-dependencies"]
+    run = " ".join(a for w, a in steps if w == "RUN")
+    assert '".[workloads]"' in run and "import acgs_workloads" in run
+
+
+def test_chart_default_images() -> None:
+    assert CHART_VALUES["operator"]["image"]["repository"] == "ghcr.io/acgs/acgs-operator"
+    assert CHART_VALUES["rayCluster"]["image"]["repository"] == "ghcr.io/acgs/acgs-ray"
+    assert CHART_VALUES["operator"]["image"]["tag"] == CHART_VALUES["rayCluster"]["image"]["tag"] == ""
+
+
+def test_kind_config() -> None:
+    config = yaml.safe_load((ROOT / "manifests" / "kind-config.yaml").read_text())
+    assert config["kind"] == "Cluster" and config["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    roles = [n["role"] for n in config["nodes"]]
+    assert roles.count("control-plane") == 1 and roles.count("worker") >= 1
+    default_image = (
+        Path.home()
+        / "go"
+        / "pkg"
+        / "mod"
+        / f"sigs.k8s.io/kind@{binaries.KIND_VERSION}"
+        / "pkg"
+        / "apis"
+        / "config"
+        / "defaults"
+        / "image.go"
+    )
+    images = {n.get("image") for n in config["nodes"]}
+    assert len(images) == 1
+    if default_image.is_file():  # the module source is in the Go cache wherever kind was built here
+        assert f'"{images.pop()}"' in default_image.read_text()
+    ports = {m["containerPort"]: m["hostPort"] for n in config["nodes"] for m in n.get("extraPortMappings", [])}
+    ray = CHART_VALUES["rayCluster"]
+    assert ports == {
+        ray["nodePortService"]["serve"]: ray["head"]["servePort"],
+        ray["nodePortService"]["dashboard"]: ray["head"]["dashboardPort"],
+    }
+
+
+def test_kind_values_mount_the_artifact_directory_every_kind_node_has() -> None:
+    config = yaml.safe_load((ROOT / "manifests" / "kind-config.yaml").read_text())
+    mounts = {m["containerPath"] for n in config["nodes"] for m in n.get("extraMounts", [])}
+    assert len(config["nodes"]) == sum(bool(n.get("extraMounts")) for n in config["nodes"])
+    kind_values = yaml.safe_load((ROOT / "helm" / "acgs" / "values-kind.yaml").read_text())
+    root = kind_values["operator"]["artifactRoot"]
+    assert mounts == {root}
+    for part in (kind_values["operator"], kind_values["rayCluster"]):
+        assert {v["hostPath"]["path"] for v in part["volumes"]} == {root}
+        assert {m["mountPath"] for m in part["volumeMounts"]} == {root}

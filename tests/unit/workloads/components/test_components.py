@@ -1,0 +1,184 @@
+"""The six components: generators, labels vs the Rego engine, schemas, models and predictors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from acgs_workloads.artifacts import save_artifact
+from acgs_workloads.components import get, names
+from acgs_workloads.components.base import dataset_digest, split_columns, train_tensors
+from acgs_workloads.components.datasets import read_columns, write_columns
+from acgs_workloads.components.policy_governance import generate_policy, policy_compiles
+from acgs_workloads.components.predictor import ConstitutionMismatch, Predictor, PredictorError
+from acgs_workloads.components.tokens import decode, encode, harm_decile
+from acgs_workloads.constitution import ConstitutionEvaluator, compliance_share
+from acgs_workloads.contract import ConstitutionSnapshot, ModelSpec
+
+pytestmark = pytest.mark.unit
+
+SPEC = ModelSpec(hidden_size=16, layers=1, heads=2, sequence_length=24)
+# measured share of reference labels the Rego engine accepts (label noise and hidden factors included)
+MIN_AGREEMENT = {"performance-optimization": 0.8}
+
+
+@pytest.mark.parametrize("name", names())
+def test_generator_is_seeded_and_vectorised(name: str) -> None:
+    component = get(name)
+    a, b, c = (component.generate(500, s, SPEC) for s in (7, 7, 8))
+    assert dataset_digest(a) == dataset_digest(b)
+    assert dataset_digest(a) != dataset_digest(c)
+    assert all(len(v) == 500 for v in a.values())
+    assert a["label"].min() >= 0 and a["label"].max() < len(component.classes)
+    assert len(np.unique(a["label"])) >= 3  # not a constant task
+
+
+@pytest.mark.parametrize("name", names())
+def test_labels_agree_with_the_rego_engine(name: str, evaluator: ConstitutionEvaluator) -> None:
+    component = get(name)
+    cols = component.generate(300, 11, SPEC)
+    agreement = compliance_share(evaluator.evaluate(component.decisions(cols, cols["label"])))
+    print(f"{name}: {agreement:.3f} of reference labels comply")
+    assert agreement >= MIN_AGREEMENT.get(name, 0.95)
+
+
+def test_governance_labels_are_the_least_restrictive_compliant_decision(evaluator: ConstitutionEvaluator) -> None:
+    component = get("constitutional-ai")
+    cols = component.generate(200, 5, SPEC)
+    from acgs_workloads.components.governance import constitutional_minimum
+
+    minimum = constitutional_minimum(cols, cols["harm_score"])
+    assert compliance_share(evaluator.evaluate(component.decisions(cols, minimum))) == 1.0
+    looser = np.maximum(minimum - 1, 0)
+    rows = np.flatnonzero(minimum > 0)
+    results = evaluator.evaluate(component.decisions({k: v[rows] for k, v in cols.items()}, looser[rows]))
+    assert all(results), "one step less restrictive than the minimum must violate a principle"
+
+
+@pytest.mark.parametrize("name", names())
+def test_model_forward_and_gradient_checkpointing(name: str) -> None:
+    component = get(name)
+    cols = component.generate(64, 1, SPEC)
+    data = train_tensors(component, cols, SPEC)
+    torch.manual_seed(0)
+    model = component.build_model(SPEC)
+    logits = model(data["x"][:8])
+    assert logits.shape == (8, len(component.classes))
+    model.train()
+    model.gradient_checkpointing = True
+    torch.manual_seed(1)
+    loss = torch.nn.functional.cross_entropy(model(data["x"][:8]), data["y"][:8])
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_dataset_file_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    component = get("multi-agent-coordination")
+    cols = component.generate(50, 2, SPEC)
+    for ext in ("jsonl", "parquet"):
+        uri = str(tmp_path / f"data.{ext}")
+        write_columns(cols, uri)
+        back = read_columns(uri, component)
+        assert set(back) == set(cols)
+        for key in cols:
+            np.testing.assert_array_equal(back[key], cols[key])
+
+
+def test_dataset_labels_by_name(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"a": 1, "label": "deny"}\n{"a": 2, "label": "approve"}\n')
+    assert read_columns(str(path), get("constitutional-ai"))["label"].tolist() == [3, 0]
+    path.write_text('{"a": 1, "label": "maybe"}\n{"a": 2, "label": "approve"}\n')
+    with pytest.raises(ValueError, match="unknown labels"):
+        read_columns(str(path), get("constitutional-ai"))
+
+
+def test_split_is_deterministic_and_disjoint() -> None:
+    cols = {"label": np.arange(100), "v": np.arange(100) * 2}
+    train, test = split_columns(cols, 0.2, 3)
+    again, _ = split_columns(cols, 0.2, 3)
+    assert len(test["label"]) == 20 and set(train["label"]).isdisjoint(test["label"])
+    np.testing.assert_array_equal(train["v"], again["v"])
+
+
+def test_tokens_round_trip() -> None:
+    component = get("transformer-efficiency")
+    cols = component.generate(400, 4, SPEC)
+    back = decode(cols["tokens"])
+    for key in ("risk", "contains_pii", "consent", "has_audit_trail", "protected_attribute_used",
+                "human_oversight_available", "automated", "explanation_provided"):
+        np.testing.assert_array_equal(back[key], cols[key])
+    np.testing.assert_array_equal(harm_decile(back["harm_score"]), harm_decile(cols["harm_score"]))
+    with pytest.raises(ValueError, match="sequenceLength"):
+        encode(cols, 8, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("decision", ["approve", "approve_with_safeguards", "escalate", "deny"])
+def test_generated_policies_compile(decision: str) -> None:
+    policy = generate_policy("access_control", "gdpr", "public", decision, ["monitoring", "pii-redaction"])
+    assert policy_compiles(policy)
+    assert not policy_compiles(policy.replace("default allow := false", "default allow := "))
+
+
+def _request(name: str, constitution: ConstitutionSnapshot) -> dict[str, object]:
+    component = get(name)
+    cols = component.generate(5, 9, SPEC)
+    return component.request_for(cols, 0, constitution.hash)
+
+
+@pytest.mark.parametrize("name", names())
+def test_predictor_lifecycle(name: str, constitution: ConstitutionSnapshot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    component = get(name)
+    predictor = Predictor(name)
+    assert predictor.health()["status"] == "not-loaded"
+    with pytest.raises(PredictorError):
+        predictor.predict(_request(name, constitution))
+    model = component.build_model(SPEC)
+    artifact = save_artifact(str(tmp_path), "run", model.state_dict(), component=name,
+                             config={"model": SPEC.wire()}, constitution_hash=constitution.hash,
+                             dataset_digest="sha256:x")
+    predictor.load(artifact.uri, expected_sha256=artifact.sha256)
+    health = predictor.health()
+    assert health["status"] == "ok" and health["sha256"] == artifact.sha256
+    response = predictor.predict(_request(name, constitution))
+    assert isinstance(response, component.response_model)
+    assert response.constitutional_hash == constitution.hash  # type: ignore[attr-defined]
+    with pytest.raises(ConstitutionMismatch):
+        predictor.predict({**_request(name, constitution), "constitutional_hash": "0" * 16})
+    with pytest.raises(ValidationError):
+        predictor.predict({"constitutional_hash": constitution.hash, "unexpected": 1})
+    assert predictor.health()["requests"] == 1 and predictor.health()["errors"] == 2
+    with pytest.raises(PredictorError, match="holds"):
+        Predictor("constitutional-ai" if name != "constitutional-ai" else "policy-governance").load(artifact.uri)
+
+
+def test_seed_response_shapes(constitution: ConstitutionSnapshot) -> None:
+    predictors = {}
+    for name in names():
+        predictor = Predictor(name)
+        predictor.load_state(get(name).build_model(SPEC).state_dict(), SPEC, constitution.hash)
+        predictors[name] = predictor
+    h = constitution.hash
+    ca = predictors["constitutional-ai"].predict({
+        "scenario": "hiring", "context": {"contains_pii": True, "risk_level": "high"},
+        "user_request": "rank these applicants", "principles": ["fairness"], "constitutional_hash": h})
+    assert set(ca.model_dump()) == {"decision", "safeguards", "reasoning", "compliance_score", "constitutional_hash"}
+    pg = predictors["policy-governance"].predict({
+        "policy_type": "data_retention", "framework": "gdpr", "scope": "organization", "context": {},
+        "constitutional_hash": h})
+    assert pg.compiled and pg.policy.startswith("package acgs.generated.data_retention.gdpr")  # type: ignore[attr-defined]
+    ma = predictors["multi-agent-coordination"].predict({
+        "scenario": "incident", "agents": [{"name": "ann", "role": "planner"}, {"name": "bo", "role": "auditor"}],
+        "task": "review", "priority": "high", "constitutional_hash": h})
+    assert ma.lead_agent in {"ann", "bo"} and set(ma.assignments) == {"ann", "bo"}  # type: ignore[attr-defined]
+    po = predictors["performance-optimization"].predict({
+        "request_rate_rps": 200, "slo_p99_ms": 100, "base_ms": 5, "per_item_ms": 1, "constitutional_hash": h})
+    assert po.batch_size >= 1 and po.replicas >= 1  # type: ignore[attr-defined]
+    te = predictors["transformer-efficiency"].predict({"context": {"risk_level": "critical"}, "constitutional_hash": h})
+    assert te.decision in {"approve", "approve_with_safeguards", "escalate", "deny"}  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError):
+        predictors["multi-agent-coordination"].predict({
+            "agents": [{"name": "a", "role": "planner"}, {"name": "a", "role": "auditor"}], "task": "review",
+            "constitutional_hash": h})

@@ -1,0 +1,181 @@
+"""The torch models of the components: a residual MLP classifier and a small transformer classifier.
+
+Both expose ``gradient_checkpointing`` (recompute blocks in backward via ``torch.utils.checkpoint``).
+The transformer uses fused attention (``scaled_dot_product_attention``) and :class:`WinaLinear` layers, so
+WINA sparse activation can be switched on without changing the weights or their names.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from acgs_workloads.contract import ModelSpec
+
+
+class WinaLinear(nn.Linear):
+    """A Linear layer with optional WINA sparse activation (training-free).
+
+    With ``keep`` set (fraction of input features kept), each input row ``x`` keeps the ``k`` features with
+    the largest ``|x_i| * ||W[:, i]||_2`` and zeroes the rest. ``mode`` says how the product is computed:
+
+    - ``mask``: zero the dropped features and run the dense matmul (the reference semantics);
+    - ``gather``: the same per-row result, reading only the kept weight columns (``embedding_bag`` over the
+      transposed weight), so the work per row shrinks to ``k`` columns;
+    - ``shared``: one selection for the whole batch (scores summed over rows) and a dense matmul over the
+      gathered ``[out, k]`` weight: a smaller GEMM, the variant that pays off for batches on CPUs/GPUs.
+    """
+
+    keep: float | None
+    mode: str
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__(in_features, out_features, bias=bias)
+        self.keep = None
+        self.mode = "mask"
+        self._cache: tuple[int, torch.Tensor, torch.Tensor] | None = None
+
+    def _norms_and_transpose(self) -> tuple[torch.Tensor, torch.Tensor]:
+        version = self.weight._version
+        if self._cache is None or self._cache[0] != version or self._cache[1].device != self.weight.device:
+            with torch.no_grad():
+                norms = self.weight.detach().norm(dim=0)
+                transposed = self.weight.detach().t().contiguous()
+            self._cache = (version, norms, transposed)
+        return self._cache[1], self._cache[2]
+
+    def k(self) -> int:
+        """How many input features a row keeps."""
+        if self.keep is None:
+            return self.in_features
+        return max(1, min(self.in_features, round(self.keep * self.in_features)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.keep is None or self.k() >= self.in_features:
+            return super().forward(x)
+        norms, transposed = self._norms_and_transpose()
+        k = self.k()
+        if self.mode == "shared":  # sum over rows of |x_i| * ||W[:, i]|| = ||W[:, i]|| * sum of |x_i|
+            totals = x.detach().abs().reshape(-1, self.in_features).sum(dim=0) * norms.to(x.dtype)
+            shared = totals.topk(k).indices
+            return F.linear(x.index_select(-1, shared), self.weight.index_select(1, shared), self.bias)
+        index = (x.detach().abs() * norms.to(x.dtype)).topk(k, dim=-1).indices
+        if self.mode == "mask":
+            mask = torch.zeros_like(x).scatter_(-1, index, 1.0)
+            return F.linear(x * mask, self.weight, self.bias)
+        flat_x = x.reshape(-1, self.in_features)
+        flat_index = index.reshape(-1, k)
+        weights = flat_x.gather(1, flat_index)
+        out = F.embedding_bag(flat_index, transposed.to(x.dtype), per_sample_weights=weights, mode="sum")
+        if self.bias is not None:
+            out = out + self.bias.to(out.dtype)
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+
+WINA_MODES = ("mask", "gather", "shared")
+
+
+def set_wina(model: nn.Module, sparsity: float, mode: str = "mask") -> int:
+    """Switch WINA on for every :class:`WinaLinear` in ``model`` (``sparsity`` = share zeroed); return the count."""
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    if mode not in WINA_MODES:
+        raise ValueError(f"WINA mode must be one of {WINA_MODES}, got {mode!r}")
+    layers = [m for m in model.modules() if isinstance(m, WinaLinear)]
+    for layer in layers:
+        layer.keep = None if sparsity == 0.0 else 1.0 - sparsity
+        layer.mode = mode
+    return len(layers)
+
+
+class MLPClassifier(nn.Module):
+    """Input projection, ``layers`` residual (LayerNorm, Linear, GELU, Dropout) blocks, output head."""
+
+    def __init__(self, features: int, classes: int, spec: ModelSpec) -> None:
+        super().__init__()
+        self.gradient_checkpointing = False
+        self.inp = nn.Linear(features, spec.hidden_size)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.LayerNorm(spec.hidden_size),
+                nn.Linear(spec.hidden_size, spec.hidden_size),
+                nn.GELU(),
+                nn.Dropout(spec.dropout),
+            )
+            for _ in range(spec.layers)
+        )
+        self.norm = nn.LayerNorm(spec.hidden_size)
+        self.out = nn.Linear(spec.hidden_size, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for block in self.blocks:
+            if self.gradient_checkpointing and self.training:
+                h = h + checkpoint(block, h, use_reentrant=False)
+            else:
+                h = h + block(h)
+        return self.out(self.norm(h))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: fused multi-head self-attention, then a GELU MLP (hidden x4)."""
+
+    def __init__(self, hidden: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.norm1 = nn.LayerNorm(hidden)
+        self.qkv = WinaLinear(hidden, 3 * hidden)
+        self.proj = WinaLinear(hidden, hidden)
+        self.norm2 = nn.LayerNorm(hidden)
+        self.fc1 = WinaLinear(hidden, 4 * hidden)
+        self.fc2 = WinaLinear(4 * hidden, hidden)
+        self.drop = nn.Dropout(dropout)
+
+    def attention(self, x: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
+        batch, length, hidden = x.shape
+        q, k, v = self.qkv(x).reshape(batch, length, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
+        mask = None if pad is None else (~pad)[:, None, None, :]
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.proj(out.transpose(1, 2).reshape(batch, length, hidden))
+
+    def mlp(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+    def forward(self, x: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.drop(self.attention(self.norm1(x), pad))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+class TransformerClassifier(nn.Module):
+    """Token + position embeddings, ``layers`` transformer blocks, classification from the first token."""
+
+    def __init__(self, vocab: int, classes: int, spec: ModelSpec, pad_id: int = 0) -> None:
+        super().__init__()
+        if spec.hidden_size % spec.heads:
+            raise ValueError("model.hiddenSize must be a multiple of model.heads")
+        self.gradient_checkpointing = False
+        self.pad_id = pad_id
+        self.embed = nn.Embedding(vocab, spec.hidden_size)
+        self.position = nn.Embedding(spec.sequence_length, spec.hidden_size)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(spec.hidden_size, spec.heads, spec.dropout) for _ in range(spec.layers)
+        )
+        self.norm = nn.LayerNorm(spec.hidden_size)
+        self.head = nn.Linear(spec.hidden_size, classes)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        h = self.embed(tokens) + self.position(positions)[None]
+        pad = tokens == self.pad_id
+        pad_arg = pad if bool(pad.any()) else None
+        for block in self.blocks:
+            if self.gradient_checkpointing and self.training:
+                h = checkpoint(block, h, pad_arg, use_reentrant=False)
+            else:
+                h = block(h, pad_arg)
+        return self.head(self.norm(h[:, 0]))
