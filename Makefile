@@ -41,7 +41,7 @@ reliability: setup
 
 lint: setup
 	$(VENV)/bin/ruff check operator workloads tests benchmarks hack
-	$(VENV)/bin/mypy operator workloads
+	$(VENV)/bin/mypy
 	$(PY) -m acgs_operator crds check
 	$(PY) hack/gen_api_reference.py --check
 	$(PY) hack/render_install.py --check
