@@ -22,4 +22,6 @@ USER 1000:1000
 WORKDIR /tmp
 # metrics (ACGS_METRICS_PORT), liveness /healthz (ACGS_HEALTH_PORT)
 EXPOSE 9090 8080
-ENTRYPOINT ["acgs", "operator", "run"]
+# The chart sets command [acgs] and args [operator, run, ...]; `docker run IMAGE` alone runs the operator too.
+ENTRYPOINT ["acgs"]
+CMD ["operator", "run"]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from acgs_operator import cli
 from acgs_operator.devenv.kubectl import Kubectl
 from acgs_operator.devenv.process import wait_until
 
@@ -96,7 +97,12 @@ def test_operator_pod_is_locked_down(helm: Helm) -> None:
     (deployment,) = by_kind(docs(helm.template("acgs-system")), "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["args"] == ["operator", "run"]
+    # what the kubelet runs: the container's command (replacing the image's ENTRYPOINT) and its args
+    assert container["command"] == ["acgs"] and container["args"] == ["operator", "run"]
+    assert cli.parser().parse_args(container["args"]).func is cli.cmd_operator_run
+    scoped = by_kind(docs(helm.template("acgs-system", "rbac.scope=namespace", "operator.verbose=true")), "Deployment")
+    args = cli.parser().parse_args(scoped[0]["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert args.func is cli.cmd_operator_run and args.namespace == ["acgs-system"] and args.verbose
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 1000
     sc = container["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False

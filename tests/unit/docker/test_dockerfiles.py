@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import tomllib
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from acgs_operator import cli
 from acgs_operator.devenv import binaries
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -47,8 +49,12 @@ def test_copied_paths_exist_and_the_image_runs_as_uid_1000(name: str) -> None:
 def test_operator_image_entrypoint_is_the_console_script() -> None:
     steps = instructions(DOCKER / "operator.Dockerfile")
     assert [a for w, a in steps if w == "FROM"][-1] == "python:3.11-slim"
-    entrypoint = [a for w, a in steps if w == "ENTRYPOINT"][-1]
-    assert entrypoint == '["acgs", "operator", "run"]'
+    entrypoint = json.loads([a for w, a in steps if w == "ENTRYPOINT"][-1])
+    cmd = json.loads([a for w, a in steps if w == "CMD"][-1])
+    assert entrypoint == ["acgs"] and cmd == ["operator", "run"]
+    # the image's own command line parses: `docker run IMAGE` runs the operator
+    parsed = cli.parser().parse_args(cmd)
+    assert parsed.func is cli.cmd_operator_run
     assert PYPROJECT["project"]["scripts"]["acgs"] == "acgs_operator.cli:main"
     assert "operator" in PYPROJECT["project"]["optional-dependencies"]
     assert any('".[operator]"' in a for w, a in steps if w == "RUN")
