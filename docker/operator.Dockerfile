@@ -2,7 +2,8 @@
 #   docker build -f docker/operator.Dockerfile -t ghcr.io/acgs/acgs-operator:0.1.0 .
 # Build context: the repository root.
 
-FROM python:3.11-slim AS build
+ARG BASE=python:3.11-slim
+FROM ${BASE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
@@ -10,7 +11,7 @@ COPY workloads ./workloads
 # Wheels for the project and its [operator] extra, installed in the final stage without a compiler
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[operator]"
 
-FROM python:3.11-slim
+FROM ${BASE}
 ENV HOME=/tmp \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

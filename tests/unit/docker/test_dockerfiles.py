@@ -48,7 +48,8 @@ def test_copied_paths_exist_and_the_image_runs_as_uid_1000(name: str) -> None:
 
 def test_operator_image_entrypoint_is_the_console_script() -> None:
     steps = instructions(DOCKER / "operator.Dockerfile")
-    assert [a for w, a in steps if w == "FROM"][-1] == "python:3.11-slim"
+    args = dict(a.split("=", 1) for w, a in steps if w == "ARG" and "=" in a)
+    assert args["BASE"] == "python:3.11-slim" and [a for w, a in steps if w == "FROM"][-1] == "${BASE}"
     entrypoint = json.loads([a for w, a in steps if w == "ENTRYPOINT"][-1])
     cmd = json.loads([a for w, a in steps if w == "CMD"][-1])
     assert entrypoint == ["acgs"] and cmd == ["operator", "run"]
@@ -68,10 +69,12 @@ def test_ray_image_matches_the_ray_version_and_carries_the_workloads() -> None:
     ray = __import__("importlib.metadata").metadata.version("ray")
     assert args["RAY_VERSION"] == ray == CHART_VALUES["rayCluster"]["rayVersion"]
     assert args["PYTHON_TAG"] == "py311" and args["VARIANT"] == "cpu"
-    assert [a for w, a in steps if w == "FROM"] == ["rayproject/ray:${RAY_VERSION}-${PYTHON_TAG}-${VARIANT}"]
+    assert args["BASE"] == "rayproject/ray:${RAY_VERSION}-${PYTHON_TAG}-${VARIANT}"
+    assert [a for w, a in steps if w == "FROM"] == ["${BASE}"]
     assert "workloads" in PYPROJECT["project"]["optional-dependencies"]
     run = " ".join(a for w, a in steps if w == "RUN")
     assert '".[workloads]"' in run and "import acgs_workloads" in run
+    assert "://" not in run, "torch comes from the configured package index unless TORCH_INDEX_URL says otherwise"
 
 
 def test_chart_default_images() -> None:
