@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the toy task lives in tests/support (not shipped)
 
 from common import load_average, report_dir, steady, write_json
 
 from acgs_workloads.contract import TrainRunConfig
 from acgs_workloads.training import TrainOutcome, run_training
-from acgs_workloads.training.toy import build_toy_task, toy_config
+from tests.support.toy import build_toy_task, pickle_by_value, toy_config
+
+pickle_by_value()  # Ray Train workers cannot import `tests.*` by name
 
 
 def make_cfg(root: str, run_id: str, args: argparse.Namespace, use_ray: bool) -> TrainRunConfig:

@@ -247,7 +247,6 @@ def wait_http(url: str, timeout: float = 120.0) -> None:
 class ServeVariant:
     name: str
     description: str
-    guard_engine: str = "cached"
     runtime_guard: bool = True
     batching: dict[str, float] | None = None
     max_ongoing_requests: int | None = None
@@ -255,10 +254,7 @@ class ServeVariant:
 
 
 VARIANTS = (
-    ServeVariant("serve-guard-reference", "Serve, guard = constitution package evaluator (compiles per query)",
-                 guard_engine="reference"),
-    ServeVariant("serve-guard-bundle", "Serve, guard = precompiled Rego bundle, no cache", guard_engine="bundle"),
-    ServeVariant("serve-guard-cached", "Serve, guard = bundle + decision cache", guard_engine="cached"),
+    ServeVariant("serve-guard-cached", "Serve, guard = constitution evaluator (bundle + decision cache)"),
     ServeVariant("serve-cached-batch8", "Serve, cached guard, @serve.batch(8, 2 ms)",
                  batching={"maxBatchSize": 8, "batchWaitTimeoutMs": 2.0}),
     ServeVariant("serve-cached-batch32", "Serve, cached guard, @serve.batch(32, 1 ms), max_ongoing 128",
@@ -281,8 +277,7 @@ def deploy_variant(variant: ServeVariant, base_args: dict[str, Any]) -> str:
     app = build_app(args)
     options: dict[str, Any] = {
         "num_replicas": 1,
-        "ray_actor_options": {"num_cpus": 1, "runtime_env": {"env_vars": {
-            "ACGS_SERVING_GUARD_ENGINE": variant.guard_engine, "OMP_NUM_THREADS": "1"}}},
+        "ray_actor_options": {"num_cpus": 1, "runtime_env": {"env_vars": {"OMP_NUM_THREADS": "1"}}},
     }
     if variant.max_ongoing_requests:
         options["max_ongoing_requests"] = variant.max_ongoing_requests
@@ -358,21 +353,21 @@ def histogram(results: dict[str, list[float]], path: Path) -> None:
 
 
 def micro(model_dir: str, sha256: str, constitution: Any, bodies: list[bytes], repeats: int = 200) -> dict[str, Any]:
-    """Milliseconds per call of the pieces of a request, in this process (no HTTP): the model, each guard
-    engine on one decision and on a batch, and the whole ``predict_batch``."""
+    """Milliseconds per call of the pieces of a request, in this process (no HTTP): the model, the guard's
+    evaluator (reference path, bundle without cache, cache hits) on one decision and on a batch, and the whole
+    ``predict_batch``."""
     import numpy as np
     import torch
 
-    from acgs_workloads.constitution import ConstitutionEvaluator
+    from acgs_workloads.constitution import SERVING_CACHE_SIZE, ConstitutionEvaluator
     from acgs_workloads.contract import parse_model_args
     from acgs_workloads.serving.model import ServedModel
-    from acgs_workloads.serving.rego_fast import GuardEvaluator
     from acgs_workloads.serving.service import ModelService
 
     torch.set_num_threads(1)
     args = parse_model_args({"deployment": "bench/micro", "component": "constitutional-ai", "modelUri": model_dir,
                              "modelSha256": sha256, "constitution": constitution.wire()})
-    model = ServedModel.load(args.component, args.model_uri, args.model_sha256)
+    model = ServedModel(args.component).load(args.model_uri, args.model_sha256)
     requests = [model.component.request_model.model_validate_json(b) for b in bodies]
     out: dict[str, Any] = {}
 
@@ -389,12 +384,12 @@ def micro(model_dir: str, sha256: str, constitution: Any, bodies: list[bytes], r
         decisions = model.decisions_for(inference.cols, np.arange(size), inference.predicted)
         timed(f"model.infer[{size}]", lambda b=batch: model.infer(b))
         reference = ConstitutionEvaluator(constitution)
-        timed(f"guard.reference[{size}]", lambda d=decisions, e=reference: e.evaluate(d), n=10)
-        bundle = GuardEvaluator(constitution, cache_size=0)
-        timed(f"guard.bundle[{size}]", lambda d=decisions, e=bundle: e.evaluate(d), n=30)
-        cached = GuardEvaluator(constitution)
+        timed(f"guard.reference[{size}]", lambda d=decisions, e=reference: [e.evaluate_one(x) for x in d], n=10)
+        timed(f"guard.bundle[{size}]", lambda d=decisions, e=reference: e.evaluate(d), n=30)
+        cached = ConstitutionEvaluator(constitution, cache_size=SERVING_CACHE_SIZE)
         timed(f"guard.cached-hit[{size}]", lambda d=decisions, e=cached: e.evaluate(d))
-        for engine, evaluator in (("cached", GuardEvaluator(constitution)), ("off", None)):
+        serving = ConstitutionEvaluator(constitution, cache_size=SERVING_CACHE_SIZE)
+        for engine, evaluator in (("cached", serving), ("off", None)):
             service = ModelService(args.model_copy(update={"runtime_guard": evaluator is not None}), model, evaluator)
             timed(f"predict_batch.{engine}[{size}]", lambda b=batch, s=service: s.predict_batch(b))
     return out

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the toy task lives in tests/support (not shipped)
 
 from common import load_average, peak_rss_mib, report_dir, reset_peak_rss, rss_mib, steady, write_json
 
@@ -102,7 +103,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from acgs_workloads.training import run_training
-    from acgs_workloads.training.toy import toy_config
+    from tests.support.toy import toy_config
 
     with tempfile.TemporaryDirectory(prefix="acgs-bench-") as root:
         cfg = toy_config(

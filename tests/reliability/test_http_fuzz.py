@@ -29,6 +29,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, status_c
 
 from acgs_workloads.constitution.loader import default_constitution
 from acgs_workloads.contract import (
+    INGRESS_DEPLOYMENT,
     ConstitutionSnapshot,
     DatasetSpec,
     GeneratorSpec,
@@ -39,7 +40,7 @@ from acgs_workloads.contract import (
 )
 from acgs_workloads.serving.api import create_model_api
 from acgs_workloads.serving.auth import key_sha256
-from acgs_workloads.serving.platform_api import MODEL_DEPLOYMENT, create_platform_api
+from acgs_workloads.serving.platform_api import create_platform_api
 from acgs_workloads.serving.service import ModelService
 
 CASE = "7"
@@ -89,7 +90,7 @@ class ServicesSource:
 
     async def status(self) -> dict[str, Any]:
         apps = {
-            name: {"status": "RUNNING", "message": "", "deployments": {MODEL_DEPLOYMENT: {
+            name: {"status": "RUNNING", "message": "", "deployments": {INGRESS_DEPLOYMENT: {
                 "status": "HEALTHY", "message": "", "replica_states": {"RUNNING": 1}}}}
             for name, service in self.services.items() if service.health()["status"] == "ok"
         }

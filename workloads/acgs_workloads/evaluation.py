@@ -1,10 +1,11 @@
 """Evaluation of a trained component: classification metrics, constitutional compliance (batched Rego),
-predictor latency/throughput measured on real predictor calls, and gate verdicts."""
+latency/throughput of the served model (:class:`~acgs_workloads.serving.model.ServedModel` with the runtime
+guard, exactly what a model server runs per request), and gate verdicts."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,16 +74,16 @@ class LatencyProfile:
     requests: int
 
 
-def latency_profile(predictor: Any, requests: Sequence[Mapping[str, Any]]) -> LatencyProfile:
-    """Time ``predictor.predict`` on each request (one call each, after one warm-up call)."""
+def latency_profile(predict: Callable[[Any], Any], requests: Sequence[Mapping[str, Any]]) -> LatencyProfile:
+    """Time ``predict`` on each request (one call each, after one warm-up call)."""
     if not requests:
         raise ValueError("latency_profile needs at least one request")
-    predictor.predict(requests[0])
+    predict(requests[0])
     samples = np.empty(len(requests), dtype=np.float64)
     start = time.perf_counter()
     for i, request in enumerate(requests):
         t0 = time.perf_counter()
-        predictor.predict(request)
+        predict(request)
         samples[i] = time.perf_counter() - t0
     total = time.perf_counter() - start
     return LatencyProfile(
@@ -139,7 +140,8 @@ def evaluate_component(
     import torch
 
     from acgs_workloads.components.base import predict_arrays
-    from acgs_workloads.components.predictor import Predictor
+    from acgs_workloads.constitution import SERVING_CACHE_SIZE
+    from acgs_workloads.serving.model import ServedModel
 
     cols = dict(test)
     component.prepare_for_inference(model)
@@ -148,10 +150,13 @@ def evaluate_component(
     evaluator = evaluator or ConstitutionEvaluator(constitution)
     compliance = compliance_report(evaluator, component.decisions(cols, predicted), gates.min_compliance)
     reference = evaluator.evaluate(component.decisions(cols, cols["label"]))
-    predictor = Predictor(component)
-    predictor.load_state({k: v.detach().clone() for k, v in model.state_dict().items()}, spec, constitution.hash)
+    # the latency gate measures what a model server runs per request: the served model and its runtime guard
+    served = ServedModel(component).load_state(
+        {k: v.detach().clone() for k, v in model.state_dict().items()}, spec, constitution.hash)
+    guard = ConstitutionEvaluator(constitution, cache_size=SERVING_CACHE_SIZE)
     n = min(LATENCY_REQUESTS, len(predicted))
-    latency = latency_profile(predictor, [component.request_for(cols, i, constitution.hash) for i in range(n)])
+    latency = latency_profile(lambda request: served.predict(request, guard),
+                              [component.request_for(cols, i, constitution.hash) for i in range(n)])
     metrics = TrainingMetrics(
         accuracy=round(scores["accuracy"], 6),
         precision=round(scores["precision"], 6),

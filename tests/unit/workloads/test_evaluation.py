@@ -55,11 +55,10 @@ def test_gates() -> None:
 def test_latency_profile_times_real_calls() -> None:
     calls: list[object] = []
 
-    class Echo:
-        def predict(self, request: object) -> object:
-            calls.append(request)
-            return request
+    def echo(request: object) -> object:
+        calls.append(request)
+        return request
 
-    profile = latency_profile(Echo(), [{"i": i} for i in range(20)])
+    profile = latency_profile(echo, [{"i": i} for i in range(20)])
     assert len(calls) == 21 and profile.requests == 20
     assert 0 < profile.p50_ms <= profile.p99_ms and profile.throughput_rps > 0

@@ -5,7 +5,7 @@ Importing this package pulls in torch (the components hold models); the operator
 Each component (``constitutional_ai``, ``policy_governance``, ``multi_agent_coordination``,
 ``performance_optimization``, ``transformer_efficiency``, ``wina_optimization``) provides a seeded numpy
 generator, a model built from ``ModelSpec``, the constitution's decision ``input`` for its predictions, and
-pydantic request/response schemas; :class:`acgs_workloads.components.predictor.Predictor` serves it.
+pydantic request/response schemas; :class:`acgs_workloads.serving.model.ServedModel` serves it.
 Train one with the entry point, e.g.::
 
     python -m acgs_workloads.train --config run.json   # a TrainRunConfig (camelCase JSON or YAML)

@@ -9,11 +9,12 @@ only carries a noisy harm estimate, plus a share of flipped labels (reviewer dis
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-DECISIONS = ("approve", "approve_with_safeguards", "escalate", "deny")
+Decision = Literal["approve", "approve_with_safeguards", "escalate", "deny"]
+DECISIONS: tuple[Decision, ...] = ("approve", "approve_with_safeguards", "escalate", "deny")
 RISK_LEVELS = ("low", "medium", "high", "critical")
 FLAGS = (
     "contains_pii",

@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from acgs_workloads.components.governance import DECISIONS, RISK_LEVELS
+from acgs_workloads.components.governance import Decision as Decision  # re-exported: the schemas' decision type
 
-Decision = Literal["approve", "approve_with_safeguards", "escalate", "deny"]
 RiskLevel = Literal["low", "medium", "high", "critical"]
 assert DECISIONS == ("approve", "approve_with_safeguards", "escalate", "deny")
 assert RISK_LEVELS == ("low", "medium", "high", "critical")

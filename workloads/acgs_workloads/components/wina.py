@@ -62,12 +62,21 @@ def mlp_speedup(block: TransformerBlock, hidden: torch.Tensor, sparsities: Seque
     return results
 
 
+def first_block(model: torch.nn.Module) -> TransformerBlock:
+    """The first transformer block of a component's transformer (``model.blocks[0]``)."""
+    blocks = model.get_submodule("blocks")
+    block = blocks[0] if isinstance(blocks, torch.nn.ModuleList) else None
+    if not isinstance(block, TransformerBlock):
+        raise TypeError(f"{type(model).__name__} has no transformer block at blocks[0]")
+    return block
+
+
 @torch.no_grad()
 def block_inputs(model: torch.nn.Module, tokens: np.ndarray, limit: int = 64) -> torch.Tensor:
     """The normalised inputs of the first block's MLP for ``limit`` test sequences ([tokens, hidden])."""
     x = torch.as_tensor(tokens[:limit], dtype=torch.int64)
     positions = torch.arange(x.shape[1])
     h = model.embed(x) + model.position(positions)[None]  # type: ignore[operator]
-    block: TransformerBlock = model.blocks[0]  # type: ignore[index]
+    block = first_block(model)
     h = h + block.attention(block.norm1(h), None)
     return block.norm2(h).reshape(-1, h.shape[-1])

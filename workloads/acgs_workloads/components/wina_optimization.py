@@ -15,7 +15,7 @@ from torch import nn
 from acgs_workloads.components.base import Columns
 from acgs_workloads.components.models import set_wina
 from acgs_workloads.components.transformer_efficiency import TransformerEfficiency
-from acgs_workloads.components.wina import SPARSITIES, accuracy_vs_sparsity, block_inputs, mlp_speedup
+from acgs_workloads.components.wina import SPARSITIES, accuracy_vs_sparsity, block_inputs, first_block, mlp_speedup
 from acgs_workloads.contract import ModelSpec
 
 DEFAULT_SPARSITY = 0.5
@@ -34,7 +34,7 @@ class WinaOptimization(TransformerEfficiency):
         per_token = accuracy_vs_sparsity(model, cols["tokens"], labels, mode="mask")
         shared = accuracy_vs_sparsity(model, cols["tokens"], labels, mode="shared")
         hidden = block_inputs(model, cols["tokens"])
-        block = model.blocks[0]  # type: ignore[index]
+        block = first_block(model)
         speed_batch = mlp_speedup(block, hidden, mode="shared")
         speed_token = mlp_speedup(block, hidden[:1], mode="gather")
         self.prepare_for_inference(model)

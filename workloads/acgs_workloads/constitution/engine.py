@@ -1,4 +1,6 @@
-"""Thin, typed access to the real Rego engine (regopy / rego-cpp): quiet module loading and JSON queries.
+"""Thin, typed access to the real Rego engine (regopy / rego-cpp) through regopy's public API only
+(``Interpreter.add_module``, ``set_input``, ``query``, ``build`` and ``query_bundle``): quiet module loading,
+JSON queries, and :class:`CompiledQuery`, a query compiled once into a bundle.
 
 regopy is imported lazily, on first use: loading ``librego_shared.so`` before torch makes the later
 ``import torch`` abort the process ("double free or corruption"), whereas torch first, regopy second works.
@@ -13,12 +15,12 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from regopy import Interpreter
+    from regopy import Bundle, Interpreter, Output
 
 _FD_LOCK = threading.Lock()
 _ERRMSG = re.compile(r"\(errormsg \d+:([^\n]*?)\)\s*$", re.MULTILINE)
@@ -79,33 +81,37 @@ def new_interpreter(modules: dict[str, str]) -> Interpreter:
     return interpreter
 
 
-def query_json(interpreter: Interpreter, query: str) -> Any:
-    """Run ``query`` and return the value of its first expression (None when undefined).
-
-    regopy reports some runtime errors (e.g. an unknown function) as an ``ok`` output whose text is an
-    error tree, so the raw text is inspected here rather than trusting ``Output.ok()``.
-    """
-    from regopy.rego_shared import rego_free_output, rego_output_string, rego_query
-
-    impl = rego_query(interpreter._impl, query)
-    try:
-        text = rego_output_string(impl)
-    finally:
-        rego_free_output(impl)
-    if text is None:
-        raise RegoEvalError(f"query {query!r} failed without output")
-    text = text.strip()
-    if text == "undefined" or not text:
+def _first_expression(output: Output, what: str) -> Any:
+    """The value of the first expression of ``output`` (None when undefined); RegoEvalError on an engine error."""
+    if not output.ok():
+        raise RegoEvalError(readable_error(str(output) or f"{what} failed without output"))
+    results = output.results
+    if not results or not results[0].expressions:
         return None
-    if text.startswith("("):
-        raise RegoEvalError(readable_error(text))
+    return results[0].expressions[0]
+
+
+def _run(call: Callable[[], Output], what: str) -> Any:
+    """Run an engine call that returns an ``Output``.
+
+    regopy reports some runtime errors (e.g. an unknown function) as an ``ok`` output whose text is an error
+    tree; ``Output`` then fails to parse it as JSON, and the error tree is the decoder's document.
+    """
+    from regopy import RegoError
+
     try:
-        output = json.loads(text)
+        output = call()
     except json.JSONDecodeError as error:
-        raise RegoEvalError(text) from error
-    first = output[0] if isinstance(output, list) else output
-    expressions = first.get("expressions", []) if isinstance(first, dict) else []
-    return expressions[0] if expressions else None
+        raise RegoEvalError(readable_error(error.doc)) from error
+    except RegoError as error:
+        raise RegoEvalError(readable_error(str(error))) from error
+    return _first_expression(output, what)
+
+
+def query_json(interpreter: Interpreter, query: str) -> Any:
+    """Compile and run ``query`` against the interpreter's modules; the value of its first expression
+    (None when undefined)."""
+    return _run(lambda: interpreter.query(query), f"query {query!r}")
 
 
 def set_input(interpreter: Interpreter, value: Any) -> None:
@@ -116,3 +122,32 @@ def set_input(interpreter: Interpreter, value: Any) -> None:
         interpreter.set_input(value)
     except RegoError as error:
         raise RegoEvalError(readable_error(str(error))) from error
+
+
+class CompiledQuery:
+    """``query`` over ``modules`` compiled once into a regopy ``Bundle``; each :meth:`run` only evaluates.
+
+    Not thread-safe (the runner interpreter holds the input between ``set_input`` and the query): callers
+    serialise :meth:`run`.
+    """
+
+    def __init__(self, modules: dict[str, str], query: str) -> None:
+        from regopy import RegoError
+
+        self.query = query
+        self._builder = new_interpreter(modules)  # the bundle refers to the builder's state: keep it alive
+        try:
+            with quiet_stdout():
+                self._bundle: Bundle = self._builder.build(query)
+        except RegoError as error:
+            raise RegoEvalError(readable_error(str(error))) from error
+        if not self._bundle.ok():
+            raise RegoEvalError(f"query {query!r} does not build into a bundle")
+        from regopy import Interpreter
+
+        self._runner = Interpreter()
+
+    def run(self, value: Any) -> Any:
+        """Evaluate the compiled query with ``input`` = ``value``: the value of its first expression."""
+        set_input(self._runner, value)
+        return _run(lambda: self._runner.query_bundle(self._bundle), f"bundle query {self.query!r}")

@@ -21,6 +21,7 @@ from ray.serve import Application
 
 from acgs_workloads.contract import INGRESS_DEPLOYMENT, ModelAppArgs, parse_model_args
 from acgs_workloads.serving.api import create_model_api
+from acgs_workloads.serving.errors import ModelNotLoaded
 from acgs_workloads.serving.metrics_store import PUSH_INTERVAL_S, store_handle
 from acgs_workloads.serving.service import ModelService
 
@@ -34,7 +35,9 @@ TORCH_THREADS = 1
                   graceful_shutdown_timeout_s=5)
 @serve.ingress()
 class ModelServer:
-    """One replica: loads the verified artifact, answers the FastAPI routes, pushes its metrics."""
+    """One replica (the Serve deployment ``INGRESS_DEPLOYMENT``): loads the verified artifact into a
+    :class:`~acgs_workloads.serving.model.ServedModel`, answers the FastAPI routes through a
+    :class:`~acgs_workloads.serving.service.ModelService`, adds ``@serve.batch``, pushes its metrics."""
 
     async def __init__(self, args: dict[str, Any]) -> None:  # type: ignore[misc]
         self.args: ModelAppArgs = parse_model_args(args)
@@ -66,12 +69,9 @@ class ModelServer:
         """What this deployment serves (the platform's ``GET /models`` calls this through a handle)."""
         return self.service.metadata()
 
-    async def metrics_snapshot(self) -> dict[str, Any]:
-        return self.service.metrics.snapshot()
-
     def check_health(self) -> None:
-        if self.service.model.model is None:
-            raise RuntimeError("model is not loaded")
+        if not self.service.model.ready:
+            raise ModelNotLoaded()
 
     async def _push_metrics(self) -> None:
         store = None

@@ -1,6 +1,7 @@
 """Pure ASGI middleware of the model routes: request metrics, API-key auth and the body size limit.
 
-Plain ASGI (no ``BaseHTTPMiddleware``) so the per-request cost stays in the microseconds.
+Plain ASGI (no ``BaseHTTPMiddleware``) so the per-request cost stays in the microseconds. Refusals are the
+exceptions of :mod:`.errors`, rendered by its one mapping (:func:`~.errors.error_response`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,14 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from acgs_workloads.serving.auth import authorized
+from acgs_workloads.serving.errors import (
+    REASON_BY_CODE,
+    BodyTooLarge,
+    MalformedBody,
+    ServingError,
+    Unauthorized,
+    error_response,
+)
 from acgs_workloads.serving.metrics import ReplicaMetrics
 
 Scope = MutableMapping[str, Any]
@@ -21,16 +30,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 KNOWN_ROUTES = frozenset({"/predict", "/health", "/metadata", "/openapi.json", "/docs", "/redoc"})
-REASON_BY_CODE = {
-    400: "malformed_body",
-    401: "unauthorized",
-    404: "unknown_route",
-    405: "method_not_allowed",
-    409: "constitution_mismatch",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_request",
-}
 
 
 def relative_path(scope: Scope) -> str:
@@ -52,6 +51,12 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: list
                     *(headers or [])],
     })
     await send({"type": "http.response.body", "body": payload})
+
+
+async def send_error(send: Send, error: ServingError, served_hash: str | None) -> None:
+    """Answer ``error`` as the table in :mod:`.errors` says."""
+    status, body, headers = error_response(error, served_hash)
+    await send_json(send, status, body, headers)
 
 
 class MetricsMiddleware:
@@ -93,9 +98,10 @@ class MetricsMiddleware:
 class ApiKeyMiddleware:
     """401 unless the request presents the API key whose sha256 is configured (health and docs stay open)."""
 
-    def __init__(self, app: ASGIApp, api_key_sha256: str | None) -> None:
+    def __init__(self, app: ASGIApp, api_key_sha256: str | None, served_hash: str | None = None) -> None:
         self.app = app
         self.api_key_sha256 = api_key_sha256
+        self.served_hash = served_hash
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -104,17 +110,9 @@ class ApiKeyMiddleware:
             and relative_path(scope) not in PUBLIC_PATHS
             and not authorized(scope.get("headers", []), self.api_key_sha256)
         ):
-            await send_json(
-                send, 401,
-                {"detail": "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"},
-                headers=[(b"www-authenticate", b'Bearer realm="acgs"')],
-            )
+            await send_error(send, Unauthorized(), self.served_hash)
             return
         await self.app(scope, receive, send)
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class BodyLimitMiddleware:
@@ -124,13 +122,13 @@ class BodyLimitMiddleware:
     so a chunked upload without ``Content-Length`` is held to the same limit.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, served_hash: str | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.served_hash = served_hash
 
     async def _refuse(self, send: Send, size: str) -> None:
-        await send_json(send, 413, {"detail": f"request body of {size} bytes exceeds the limit of "
-                                              f"{self.max_bytes} bytes"}, headers=[(b"connection", b"close")])
+        await send_error(send, BodyTooLarge(size, self.max_bytes), self.served_hash)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -141,7 +139,7 @@ class BodyLimitMiddleware:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await send_json(send, 400, {"detail": "invalid Content-Length header"})
+                    await send_error(send, MalformedBody("invalid Content-Length header"), self.served_hash)
                     return
                 if declared > self.max_bytes:
                     await self._refuse(send, str(declared))

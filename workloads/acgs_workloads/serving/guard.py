@@ -1,10 +1,11 @@
 """The runtime guard: a served decision never violates a critical principle of the constitution.
 
-For a batch of model decisions the guard asks the Rego engine once (helper's batched evaluator). Rows whose
+For a batch of model decisions the guard asks the Rego engine once (the constitution's evaluator). Rows whose
 decision violates a critical principle get a replacement: for the governance components the next more
 cautious decision that is clean (``escalate``, then ``deny``), for other components the most probable class
 that is clean; the candidates of all such rows are evaluated in one more query. Rows for which no
-candidate is clean are refused (:class:`NoCompliantDecision`).
+candidate is clean are marked ``final == -1``; the service refuses them
+(:class:`~acgs_workloads.serving.errors.NoCompliantDecision`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ DecisionsFn = Callable[[np.ndarray, np.ndarray], list[dict[str, Any]]]
 
 
 class Evaluator(Protocol):
+    """What the guard needs of :class:`~acgs_workloads.constitution.ConstitutionEvaluator` (tests pass fakes)."""
+
     severity: dict[str, str]
 
     def evaluate(self, decisions: Sequence[dict[str, Any]]) -> list[Violations]: ...
@@ -52,10 +55,6 @@ class GuardedRow:
     final: int  # class index served (-1: no compliant decision)
     report: GuardReport
     critical: list[str] = field(default_factory=list)  # critical principles the original decision violated
-
-
-class NoCompliantDecision(Exception):
-    """No decision for this request satisfies the critical principles; it is refused."""
 
 
 def reports(found: Violations, severity: dict[str, str]) -> list[ViolationReport]:

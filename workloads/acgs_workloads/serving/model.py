@@ -1,31 +1,38 @@
-"""The served model: a component's trained weights loaded from a verified artifact, on CPU or CUDA.
+"""The served model: one component's trained weights, KServe-style ``load()`` -> ``predict()`` -> ``health()``.
 
-Loading goes through the component predictor (``acgs_workloads.components.predictor``), which verifies the
-artifact's sha256 and rebuilds the model from the recorded ``ModelSpec``. Inference is split so the runtime
-guard can sit between the model's decision and the response: :meth:`ServedModel.infer` gives class
-indices and probabilities for validated requests, :meth:`ServedModel.decisions_for` builds the Rego inputs of
-any (row, class) pair, and :meth:`ServedModel.respond` renders the response of the class finally served.
+The one model class of the project: evaluation times :meth:`ServedModel.predict` for the latency gate, and
+the Serve deployment's request pipeline (:class:`~acgs_workloads.serving.service.ModelService`) calls
+:meth:`ServedModel.predict_batch`, so the gate measures what actually serves.
+
+- :meth:`ServedModel.load` verifies an artifact (sha256) and rebuilds the model from the recorded ``ModelSpec``;
+  :meth:`ServedModel.load_state` takes weights directly (the training driver's evaluation, tests).
+- :meth:`ServedModel.predict_batch` answers many validated requests with one forward pass and, when a
+  constitution evaluator is given as ``guard``, the runtime guard (one Rego evaluation for the batch, one
+  more for replacement candidates): :func:`~acgs_workloads.serving.guard.guard_batch`.
+- The pieces stay available for benchmarks: :meth:`infer` (class indices and probabilities),
+  :meth:`decisions_for` (the Rego input of any (row, class) pair) and :meth:`respond`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from pydantic import BaseModel
 
-from acgs_workloads.artifacts import load_artifact
+from acgs_workloads.artifacts import LoadedArtifact, load_artifact
+from acgs_workloads.components import get
 from acgs_workloads.components.base import Columns, Component, masked_logits
-from acgs_workloads.components.predictor import Predictor, PredictorError
 from acgs_workloads.contract import ArtifactMetadata, ModelSpec
+from acgs_workloads.serving.errors import ConstitutionHashMismatch, ModelLoadError, ModelNotLoaded
+from acgs_workloads.serving.guard import Evaluator, GuardReport, guard_batch
 
-
-class ModelLoadError(RuntimeError):
-    """The artifact cannot be served (wrong component, unreadable, trained under another constitution)."""
+__all__ = ["Inference", "ModelLoadError", "Prediction", "ServedModel", "pick_device"]
 
 
 @dataclass
@@ -33,6 +40,24 @@ class Inference:
     cols: Columns
     predicted: np.ndarray  # class index per request
     probabilities: np.ndarray  # [n, classes]
+
+
+@dataclass
+class Prediction:
+    """The answer to one request: the response of the class served, or a refusal (``response`` is None)."""
+
+    response: BaseModel | None
+    served_class: int  # -1: refused, no compliant decision
+    guard: GuardReport | None = None  # None when the runtime guard is off
+    critical: list[str] = field(default_factory=list)  # critical principles the model's own decision violated
+
+    def row(self) -> dict[str, Any]:
+        """The JSON response (with the guard's report)."""
+        if self.response is None:
+            raise ValueError("a refused prediction has no response")
+        out = self.response.model_dump(mode="json")
+        out["guard"] = self.guard.model_dump(mode="json") if self.guard is not None else None
+        return out
 
 
 def pick_device(gpus_assigned: bool) -> torch.device:
@@ -45,35 +70,66 @@ def pick_device(gpus_assigned: bool) -> torch.device:
 class ServedModel:
     """One component's model, ready for batched inference (thread-safe)."""
 
-    def __init__(self, component: Component, model: torch.nn.Module, spec: ModelSpec, *, metadata: ArtifactMetadata,
-                 sha256: str, uri: str, device: torch.device | None = None) -> None:
-        self.component = component
-        self.spec = spec
-        self.metadata = metadata
-        self.sha256 = sha256
-        self.uri = uri
+    def __init__(self, component: str | Component, *, device: torch.device | None = None) -> None:
+        self.component = get(component) if isinstance(component, str) else component
         self.device = device or torch.device("cpu")
-        self.model = model.to(self.device).eval()
+        self.model: torch.nn.Module | None = None
+        self.spec: ModelSpec | None = None
+        self.constitution_hash: str | None = None  # the constitution the model was evaluated under
+        self.metadata: ArtifactMetadata | None = None
+        self.sha256: str | None = None
+        self.uri: str | None = None
+        self.loaded_at: float | None = None
+        self.requests = 0
+        self.errors = 0
         self._lock = threading.Lock()
 
-    @classmethod
-    def load(cls, component: str, uri: str, expected_sha256: str, *, device: torch.device | None = None
-             ) -> ServedModel:
-        """Load and verify (sha256) the artifact at ``uri``; raises ``ArtifactDigestMismatch`` on a bad digest."""
-        loaded = load_artifact(uri, expected_sha256)
+    # ------------------------------------------------------------------ lifecycle
+
+    def load(self, artifact: str | LoadedArtifact, expected_sha256: str | None = None) -> ServedModel:
+        """Load weights + metadata from an artifact URI (sha256 verified: ``ArtifactDigestMismatch``) or an
+        already loaded artifact; raises :class:`ModelLoadError` when it cannot be served. Returns ``self``."""
+        loaded = artifact if isinstance(artifact, LoadedArtifact) else load_artifact(artifact, expected_sha256)
+        uri = artifact if isinstance(artifact, str) else loaded.artifact.uri
         meta = loaded.metadata
-        if meta.component != component:
-            raise ModelLoadError(f"artifact {uri} holds a {meta.component!r} model, not {component!r}")
-        predictor = Predictor(component)
+        name = self.component.name
+        if meta.component != name:
+            raise ModelLoadError(f"artifact {uri} holds a {meta.component!r} model, not {name!r}")
         try:
-            spec = meta.model_spec()
-            predictor.load_state(loaded.state_dict, spec, meta.constitution_hash)
-        except (KeyError, ValueError, RuntimeError, PredictorError) as error:
-            raise ModelLoadError(f"artifact {uri} cannot be loaded as {component}: {error}") from error
-        if predictor.model is None:
-            raise ModelLoadError(f"artifact {uri} did not load")
-        return cls(predictor.component, predictor.model, spec, metadata=meta,
-                   sha256=loaded.artifact.sha256, uri=uri, device=device)
+            self.load_state(loaded.state_dict, meta.model_spec(), meta.constitution_hash)
+        except (KeyError, ValueError, RuntimeError) as error:
+            raise ModelLoadError(f"artifact {uri} cannot be loaded as {name}: {error}") from error
+        self.metadata = meta
+        self.sha256 = loaded.artifact.sha256
+        self.uri = uri
+        return self
+
+    def load_state(self, state_dict: Mapping[str, torch.Tensor], spec: ModelSpec, constitution_hash: str
+                   ) -> ServedModel:
+        """Load weights directly (the training driver's evaluation, tests). Returns ``self``."""
+        model = self.component.build_model(spec)
+        model.load_state_dict(dict(state_dict))
+        model.eval()
+        self.component.prepare_for_inference(model)
+        self.model, self.spec, self.constitution_hash = model.to(self.device), spec, constitution_hash
+        self.loaded_at = time.time()
+        return self
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    def health(self) -> dict[str, Any]:
+        """Liveness and what is served."""
+        return {
+            "status": "ok" if self.ready else "not-loaded",
+            "component": self.component.name,
+            "constitutionHash": self.constitution_hash,
+            "sha256": self.sha256,
+            "device": str(self.device),
+            "requests": self.requests,
+            "errors": self.errors,
+        }
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -81,10 +137,28 @@ class ServedModel:
 
     @property
     def trained_constitution_hash(self) -> str:
-        return self.metadata.constitution_hash
+        return self.constitution_hash or ""
+
+    # ------------------------------------------------------------------ inference
+
+    def validate(self, request: Mapping[str, Any] | BaseModel) -> Any:
+        """The request as the component's pydantic model (raises pydantic.ValidationError)."""
+        if isinstance(request, self.component.request_model):
+            return request
+        body = request.model_dump() if isinstance(request, BaseModel) else request
+        return self.component.request_model.model_validate(body)
+
+    def check_hash(self, request: Any) -> None:
+        """:class:`ConstitutionHashMismatch` unless the request names the constitution the model serves."""
+        if self.constitution_hash is None:
+            raise ModelNotLoaded()
+        if request.constitutional_hash != self.constitution_hash:
+            raise ConstitutionHashMismatch(self.constitution_hash, request.constitutional_hash)
 
     def infer(self, requests: Sequence[Any]) -> Inference:
         """Class indices and probabilities for validated requests (one forward pass)."""
+        if self.model is None or self.spec is None:
+            raise ModelNotLoaded()
         cols = self.component.columns_from_requests(requests, self.spec)
         arrays = self.component.inputs(cols, self.spec)
         x = torch.as_tensor(arrays["x"], dtype=self.component.input_dtype).to(self.device, non_blocking=True)
@@ -99,7 +173,41 @@ class ServedModel:
         subset = {name: values[rows] for name, values in cols.items()}
         return self.component.decisions(subset, np.asarray(classes, dtype=np.int64))
 
-    def respond(self, request: Any, inference: Inference, index: int, served_class: int,
-                constitution_hash: str) -> BaseModel:
+    def respond(self, request: Any, inference: Inference, index: int, served_class: int) -> BaseModel:
+        """The component's response to request ``index`` answered with ``served_class``."""
         return self.component.respond(request, inference.cols, index, served_class,
-                                      inference.probabilities[index], constitution_hash)
+                                      inference.probabilities[index], self.trained_constitution_hash)
+
+    def predict_batch(self, requests: Sequence[Mapping[str, Any] | BaseModel], guard: Evaluator | None = None
+                      ) -> list[Prediction]:
+        """Validate (pydantic ``ValidationError``), check each request's constitution hash, run the model once
+        and, with ``guard``, the runtime guard: a decision that violates a critical principle is replaced by
+        the best compliant one, or refused when there is none."""
+        try:
+            parsed = [self.validate(r) for r in requests]
+            for request in parsed:
+                self.check_hash(request)
+            if not parsed:
+                return []
+            inference = self.infer(parsed)
+            if guard is None:
+                classes = [int(c) for c in inference.predicted]
+                out = [Prediction(self.respond(r, inference, i, classes[i]), classes[i]) for i, r in enumerate(parsed)]
+            else:
+                guarded = guard_batch(guard, self.classes,
+                                      lambda rows, cls: self.decisions_for(inference.cols, rows, cls),
+                                      inference.predicted, inference.probabilities)
+                out = [
+                    Prediction(self.respond(r, inference, i, g.final) if g.final >= 0 else None, g.final,
+                               g.report, g.critical)
+                    for i, (r, g) in enumerate(zip(parsed, guarded, strict=True))
+                ]
+        except Exception:
+            self.errors += 1
+            raise
+        self.requests += len(parsed)
+        return out
+
+    def predict(self, request: Mapping[str, Any] | BaseModel, guard: Evaluator | None = None) -> Prediction:
+        """:meth:`predict_batch` for one request."""
+        return self.predict_batch([request], guard)[0]

@@ -1,12 +1,16 @@
-"""The model service behind the HTTP routes: hash check, batched inference, runtime guard, metadata.
+"""The request pipeline of one model deployment: hash check, batching, runtime guard, metrics, metadata.
 
-Ray-free: the Serve deployment (:mod:`acgs_workloads.serving.app`) only adds ``@serve.batch`` on top
-(:attr:`ModelService.batcher`), so unit tests drive the same code through FastAPI's TestClient.
+:class:`ModelService` is the per-request logic around the one served model
+(:class:`~acgs_workloads.serving.model.ServedModel`): it checks that the artifact matches the deployment
+(component, constitution), refuses a request naming another constitution before it is queued, hands the
+request to the batcher, turns each :class:`~acgs_workloads.serving.model.Prediction` into a JSON row or a
+refusal, and counts decisions and overrides. Ray-free: the Serve deployment
+(:mod:`acgs_workloads.serving.app`) only adds ``@serve.batch`` on top (:attr:`ModelService.batcher`), so unit
+tests drive the same code through FastAPI's TestClient.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from typing import Any
@@ -14,47 +18,20 @@ from typing import Any
 from pydantic import BaseModel, create_model
 
 from acgs_workloads.contract import ModelAppArgs
-from acgs_workloads.serving.guard import Evaluator, GuardReport, guard_batch
+from acgs_workloads.serving.errors import ConstitutionHashMismatch, ModelLoadError, NoCompliantDecision
+from acgs_workloads.serving.guard import Evaluator, GuardReport
 from acgs_workloads.serving.metrics import ReplicaMetrics
-from acgs_workloads.serving.model import ModelLoadError, ServedModel
+from acgs_workloads.serving.model import ServedModel, pick_device
 
 Row = dict[str, Any]
-DEFAULT_GUARD_CACHE = 65_536
-# Tuning knob (benchmarks): how the guard evaluates Rego -- "cached" (bundle + LRU cache, the default),
-# "bundle" (precompiled bundle, no cache) or "reference" (the constitution package's evaluator).
-GUARD_ENGINE_ENV = "ACGS_SERVING_GUARD_ENGINE"
-GUARD_ENGINES = ("cached", "bundle", "reference")
 Batcher = Callable[[Any], Awaitable["Row | Exception"]]
 
 
-class ConstitutionHashMismatch(Exception):
-    """The request expects another constitution than the one served (HTTP 409)."""
+def guard_evaluator(args: ModelAppArgs) -> Evaluator:
+    """The runtime guard's evaluator for the served constitution: compiled once, with the decision cache."""
+    from acgs_workloads.constitution import SERVING_CACHE_SIZE, ConstitutionEvaluator
 
-    def __init__(self, served: str, requested: str) -> None:
-        super().__init__(f"request expects constitution {requested}, this deployment serves {served}")
-        self.served = served
-        self.requested = requested
-
-
-class NoCompliantDecision(Exception):
-    """Every possible decision for the request violates a critical principle (HTTP 422)."""
-
-    def __init__(self, violations: Sequence[str]) -> None:
-        super().__init__("no decision for this request satisfies the critical principles: " + ", ".join(violations))
-        self.violations = list(violations)
-
-
-def guard_evaluator(args: ModelAppArgs, cache_size: int) -> Evaluator:
-    """The runtime guard's evaluator for the served constitution (engine from ``ACGS_SERVING_GUARD_ENGINE``)."""
-    from acgs_workloads.constitution import ConstitutionEvaluator
-    from acgs_workloads.serving.rego_fast import GuardEvaluator
-
-    engine = os.environ.get(GUARD_ENGINE_ENV, "cached")
-    if engine not in GUARD_ENGINES:
-        raise ValueError(f"{GUARD_ENGINE_ENV}={engine!r}; expected one of {', '.join(GUARD_ENGINES)}")
-    if engine == "reference":
-        return ConstitutionEvaluator(args.constitution)
-    return GuardEvaluator(args.constitution, cache_size=cache_size if engine == "cached" else 0)
+    return ConstitutionEvaluator(args.constitution, cache_size=SERVING_CACHE_SIZE)
 
 
 @cache
@@ -72,6 +49,8 @@ class ModelService:
 
     def __init__(self, args: ModelAppArgs, model: ServedModel, evaluator: Evaluator | None,
                  metrics: ReplicaMetrics | None = None) -> None:
+        if not model.ready or model.metadata is None:
+            raise ModelLoadError(f"artifact {args.model_uri} is not loaded")
         if model.component.name != args.component:
             raise ModelLoadError(f"artifact {args.model_uri} holds a {model.component.name} model, "
                                  f"the deployment serves {args.component}")
@@ -92,13 +71,11 @@ class ModelService:
         self.batcher: Batcher | None = None
 
     @classmethod
-    def from_args(cls, args: ModelAppArgs, *, gpus_assigned: bool = False, metrics: ReplicaMetrics | None = None,
-                  guard_cache_size: int = DEFAULT_GUARD_CACHE) -> ModelService:
+    def from_args(cls, args: ModelAppArgs, *, gpus_assigned: bool = False, metrics: ReplicaMetrics | None = None
+                  ) -> ModelService:
         """Load (and sha256-verify) the artifact, compile the constitution; raises on any mismatch."""
-        from acgs_workloads.serving.model import pick_device
-
-        model = ServedModel.load(args.component, args.model_uri, args.model_sha256, device=pick_device(gpus_assigned))
-        evaluator = guard_evaluator(args, guard_cache_size) if args.runtime_guard else None
+        model = ServedModel(args.component, device=pick_device(gpus_assigned)).load(args.model_uri, args.model_sha256)
+        evaluator = guard_evaluator(args) if args.runtime_guard else None
         return cls(args, model, evaluator, metrics)
 
     @property
@@ -120,36 +97,17 @@ class ModelService:
         return result
 
     def predict_batch(self, requests: Sequence[Any]) -> list[Row | Exception]:
-        """Responses (or a per-request refusal) for a batch: one forward pass, one guarded Rego query."""
-        if not requests:
-            return []
-        inference = self.model.infer(requests)
-        classes = self.model.classes
-        hash_ = self.constitution_hash
+        """Responses (or a per-request refusal) for a batch: one forward pass, one guarded Rego evaluation."""
         out: list[Row | Exception] = []
-        if self.evaluator is None:
-            for i, request in enumerate(requests):
-                row = self.model.respond(request, inference, i, int(inference.predicted[i]), hash_).model_dump(
-                    mode="json")
-                row["guard"] = None
-                self.metrics.decision(classes[int(inference.predicted[i])])
-                out.append(row)
-            return out
-        guarded = guard_batch(
-            self.evaluator, classes,
-            lambda rows, cls: self.model.decisions_for(inference.cols, rows, cls),
-            inference.predicted, inference.probabilities,
-        )
-        for i, (request, g) in enumerate(zip(requests, guarded, strict=True)):
-            if g.critical:
-                self.metrics.override(g.critical)
-            if g.final < 0:
-                out.append(NoCompliantDecision(g.critical))
+        classes = self.model.classes
+        for prediction in self.model.predict_batch(requests, self.evaluator):
+            if prediction.critical:
+                self.metrics.override(prediction.critical)
+            if prediction.response is None:
+                out.append(NoCompliantDecision(prediction.critical))
                 continue
-            row = self.model.respond(request, inference, i, g.final, hash_).model_dump(mode="json")
-            row["guard"] = g.report.model_dump(mode="json")
-            self.metrics.decision(classes[g.final])
-            out.append(row)
+            self.metrics.decision(classes[prediction.served_class])
+            out.append(prediction.row())
         return out
 
     # ------------------------------------------------------------------ introspection
@@ -169,7 +127,7 @@ class ModelService:
         """Engine queries, decisions evaluated and cache hits of the runtime guard (None when it is off)."""
         if self.evaluator is None:
             return None
-        stats = getattr(self.evaluator, "stats", None)
+        stats = getattr(self.evaluator, "stats", None)  # a test's fake evaluator has none
         engine = type(self.evaluator).__name__
         if stats is None:
             return {"engine": engine}
@@ -177,6 +135,7 @@ class ModelService:
 
     def metadata(self) -> Row:
         meta = self.model.metadata
+        assert meta is not None  # the constructor refuses a model without artifact metadata
         batching = self.args.batching.wire() if self.args.batching is not None else None
         return {
             "deployment": self.args.deployment,

@@ -14,9 +14,9 @@ import torch  # noqa: F401  (before the Rego engine, see acgs_workloads.constitu
 
 from acgs_workloads.artifacts import load_artifact, read_metadata
 from acgs_workloads.components import names
-from acgs_workloads.components.predictor import Predictor
 from acgs_workloads.constitution import default_constitution
 from acgs_workloads.contract import ResultEvent, TrainRunConfig, parse_events
+from acgs_workloads.serving.model import ServedModel
 from acgs_workloads.train import run
 
 pytestmark = pytest.mark.integration
@@ -63,9 +63,8 @@ def test_component_trains_under_ray_train(component: str, ray_session: str, tmp_
     meta = read_metadata(event.model.uri).wire()
     assert meta["component"] == component and meta["constitutionHash"] == cfg.constitution.hash
     assert meta["datasetDigest"].startswith("sha256:") and meta["metrics"]["accuracy"] == event.metrics.accuracy
-    predictor = Predictor(component)
-    predictor.load(loaded)
-    assert predictor.health()["status"] == "ok"
+    served = ServedModel(component).load(loaded)
+    assert served.health()["status"] == "ok" and served.sha256 == event.model.sha256
 
 
 def test_entry_point_prints_one_result_event(tmp_path: Path) -> None:

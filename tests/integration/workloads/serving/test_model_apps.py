@@ -211,10 +211,19 @@ def test_platform_routes(deployed: dict[str, Trained], http: httpx.Client, const
         entry = models[f"serving-it-{component}"]
         assert entry["model"]["sha256"] == model.sha256
         assert entry["constitution"]["hash"] == constitution.hash
-    http.post("/constitutional-ai/predict", json={"constitutional_hash": "0" * 16}, headers=AUTH)
     app = "serving-it-constitutional-ai"
-    values = wait_for_metrics(http, lambda v: v.get(
-        f"acgs_serve_refusals_total{{app={app},reason=constitution_mismatch}}", 0) >= 1
-        and v.get(f"acgs_serve_refusals_total{{app={app},reason=unauthorized}}", 0) >= 1)
-    assert values[f"acgs_serve_requests_total{{app={app},code=200,route=/predict}}"] >= 1
-    assert values[f"acgs_serve_request_latency_seconds_count{{app={app},route=/predict}}"] >= 1
+    counters = {  # counter -> how many requests this test adds to it
+        f"acgs_serve_requests_total{{app={app},code=200,route=/predict}}": 1,
+        f"acgs_serve_request_latency_seconds_count{{app={app},route=/predict}}": 3,
+        f"acgs_serve_refusals_total{{app={app},reason=constitution_mismatch}}": 1,
+        f"acgs_serve_refusals_total{{app={app},reason=unauthorized}}": 1,
+    }
+    # this test counts its own requests: earlier tests (or none, when it runs alone) may have sent others
+    before = {name: wait_for_metrics(http, lambda v: True).get(name, 0.0) for name in counters}
+    ok = http.post("/constitutional-ai/predict", json=predict_body(constitution, "constitutional-ai", {}),
+                   headers=AUTH)
+    assert ok.status_code == 200, ok.text
+    assert http.post("/constitutional-ai/predict", json={"constitutional_hash": "0" * 16},
+                     headers=AUTH).status_code == 409
+    assert http.post("/constitutional-ai/predict", json={"constitutional_hash": "0" * 16}).status_code == 401
+    wait_for_metrics(http, lambda v: all(v.get(name, 0.0) >= before[name] + n for name, n in counters.items()))

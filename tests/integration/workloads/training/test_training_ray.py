@@ -13,12 +13,14 @@ import torch.distributed as dist
 
 from acgs_workloads.contract import Progress, ProgressEvent, TrainRunConfig, parse_events
 from acgs_workloads.training import TrainTask, run_training
-from acgs_workloads.training.toy import build_toy_task, toy_accuracy, toy_config, toy_loss
+from tests.support import toy
+from tests.support.toy import build_toy_task, toy_accuracy, toy_config, toy_loss
 
 pytestmark = pytest.mark.integration
 
-# The build functions below run inside Ray workers, which cannot import this test module by name.
+# The build functions below and the toy task run inside Ray workers, which cannot import `tests.*` by name.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+toy.pickle_by_value()
 
 STEPS_PER_EPOCH = 4  # 256 examples over 2 workers, 32 per micro-batch
 

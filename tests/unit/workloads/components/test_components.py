@@ -12,10 +12,11 @@ from acgs_workloads.components import get, names
 from acgs_workloads.components.base import dataset_digest, split_columns, train_tensors
 from acgs_workloads.components.datasets import read_columns, write_columns
 from acgs_workloads.components.policy_governance import generate_policy, policy_compiles
-from acgs_workloads.components.predictor import ConstitutionMismatch, Predictor, PredictorError
 from acgs_workloads.components.tokens import decode, encode, harm_decile
 from acgs_workloads.constitution import ConstitutionEvaluator, compliance_share
 from acgs_workloads.contract import ConstitutionSnapshot, ModelSpec
+from acgs_workloads.serving.errors import ConstitutionHashMismatch, ModelLoadError, ModelNotLoaded
+from acgs_workloads.serving.model import ServedModel
 
 pytestmark = pytest.mark.unit
 
@@ -129,11 +130,11 @@ def _request(name: str, constitution: ConstitutionSnapshot) -> dict[str, object]
 
 
 @pytest.mark.parametrize("name", names())
-def test_predictor_lifecycle(name: str, constitution: ConstitutionSnapshot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_served_model_lifecycle(name: str, constitution: ConstitutionSnapshot, tmp_path) -> None:  # type: ignore[no-untyped-def]
     component = get(name)
-    predictor = Predictor(name)
+    predictor = ServedModel(name)
     assert predictor.health()["status"] == "not-loaded"
-    with pytest.raises(PredictorError):
+    with pytest.raises(ModelNotLoaded):
         predictor.predict(_request(name, constitution))
     model = component.build_model(SPEC)
     artifact = save_artifact(str(tmp_path), "run", model.state_dict(), component=name,
@@ -142,41 +143,41 @@ def test_predictor_lifecycle(name: str, constitution: ConstitutionSnapshot, tmp_
     predictor.load(artifact.uri, expected_sha256=artifact.sha256)
     health = predictor.health()
     assert health["status"] == "ok" and health["sha256"] == artifact.sha256
-    response = predictor.predict(_request(name, constitution))
+    response = predictor.predict(_request(name, constitution)).response
     assert isinstance(response, component.response_model)
     assert response.constitutional_hash == constitution.hash  # type: ignore[attr-defined]
-    with pytest.raises(ConstitutionMismatch):
+    with pytest.raises(ConstitutionHashMismatch):
         predictor.predict({**_request(name, constitution), "constitutional_hash": "0" * 16})
     with pytest.raises(ValidationError):
         predictor.predict({"constitutional_hash": constitution.hash, "unexpected": 1})
-    assert predictor.health()["requests"] == 1 and predictor.health()["errors"] == 2
-    with pytest.raises(PredictorError, match="holds"):
-        Predictor("constitutional-ai" if name != "constitutional-ai" else "policy-governance").load(artifact.uri)
+    assert predictor.health()["requests"] == 1 and predictor.health()["errors"] == 3  # incl. the not-loaded call
+    with pytest.raises(ModelLoadError, match="holds"):
+        ServedModel("constitutional-ai" if name != "constitutional-ai" else "policy-governance").load(artifact.uri)
 
 
 def test_seed_response_shapes(constitution: ConstitutionSnapshot) -> None:
     predictors = {}
     for name in names():
-        predictor = Predictor(name)
-        predictor.load_state(get(name).build_model(SPEC).state_dict(), SPEC, constitution.hash)
-        predictors[name] = predictor
+        predictors[name] = ServedModel(name).load_state(get(name).build_model(SPEC).state_dict(), SPEC,
+                                                        constitution.hash)
     h = constitution.hash
     ca = predictors["constitutional-ai"].predict({
         "scenario": "hiring", "context": {"contains_pii": True, "risk_level": "high"},
-        "user_request": "rank these applicants", "principles": ["fairness"], "constitutional_hash": h})
+        "user_request": "rank these applicants", "principles": ["fairness"], "constitutional_hash": h}).response
     assert set(ca.model_dump()) == {"decision", "safeguards", "reasoning", "compliance_score", "constitutional_hash"}
     pg = predictors["policy-governance"].predict({
         "policy_type": "data_retention", "framework": "gdpr", "scope": "organization", "context": {},
-        "constitutional_hash": h})
+        "constitutional_hash": h}).response
     assert pg.compiled and pg.policy.startswith("package acgs.generated.data_retention.gdpr")  # type: ignore[attr-defined]
     ma = predictors["multi-agent-coordination"].predict({
         "scenario": "incident", "agents": [{"name": "ann", "role": "planner"}, {"name": "bo", "role": "auditor"}],
-        "task": "review", "priority": "high", "constitutional_hash": h})
+        "task": "review", "priority": "high", "constitutional_hash": h}).response
     assert ma.lead_agent in {"ann", "bo"} and set(ma.assignments) == {"ann", "bo"}  # type: ignore[attr-defined]
     po = predictors["performance-optimization"].predict({
-        "request_rate_rps": 200, "slo_p99_ms": 100, "base_ms": 5, "per_item_ms": 1, "constitutional_hash": h})
+        "request_rate_rps": 200, "slo_p99_ms": 100, "base_ms": 5, "per_item_ms": 1, "constitutional_hash": h}).response
     assert po.batch_size >= 1 and po.replicas >= 1  # type: ignore[attr-defined]
-    te = predictors["transformer-efficiency"].predict({"context": {"risk_level": "critical"}, "constitutional_hash": h})
+    te = predictors["transformer-efficiency"].predict(
+        {"context": {"risk_level": "critical"}, "constitutional_hash": h}).response
     assert te.decision in {"approve", "approve_with_safeguards", "escalate", "deny"}  # type: ignore[attr-defined]
     with pytest.raises(ValidationError):
         predictors["multi-agent-coordination"].predict({

@@ -15,7 +15,7 @@ import torch
 
 from acgs_workloads.artifacts import save_artifact
 from acgs_workloads.components import get
-from acgs_workloads.constitution import default_constitution
+from acgs_workloads.constitution import SERVING_CACHE_SIZE, ConstitutionEvaluator, default_constitution
 from acgs_workloads.contract import (
     ComplianceReport,
     ConstitutionSnapshot,
@@ -26,7 +26,6 @@ from acgs_workloads.contract import (
 )
 from acgs_workloads.serving.auth import key_sha256
 from acgs_workloads.serving.model import ServedModel
-from acgs_workloads.serving.rego_fast import GuardEvaluator
 from acgs_workloads.serving.service import ModelService
 
 SPEC = ModelSpec(hidden_size=16, layers=1)
@@ -87,8 +86,9 @@ def artifact_writer(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[n
 
 
 @pytest.fixture(scope="session")
-def evaluator(constitution: ConstitutionSnapshot) -> GuardEvaluator:
-    return GuardEvaluator(constitution)
+def evaluator(constitution: ConstitutionSnapshot) -> ConstitutionEvaluator:
+    """The runtime guard's evaluator, as a model server builds it (with the decision cache)."""
+    return ConstitutionEvaluator(constitution, cache_size=SERVING_CACHE_SIZE)
 
 
 def make_args(artifact: Artifact, constitution: ConstitutionSnapshot, **overrides: Any) -> ModelAppArgs:
@@ -105,15 +105,15 @@ def make_args(artifact: Artifact, constitution: ConstitutionSnapshot, **override
     return ModelAppArgs.model_validate(wire)
 
 
-def make_service(artifact: Artifact, constitution: ConstitutionSnapshot, evaluator: GuardEvaluator | None,
+def make_service(artifact: Artifact, constitution: ConstitutionSnapshot, evaluator: ConstitutionEvaluator | None,
                  **overrides: Any) -> ModelService:
     args = make_args(artifact, constitution, **overrides)
-    model = ServedModel.load(args.component, args.model_uri, args.model_sha256)
+    model = ServedModel(args.component).load(args.model_uri, args.model_sha256)
     return ModelService(args, model, evaluator if args.runtime_guard else None)
 
 
 @pytest.fixture
-def service_factory(constitution: ConstitutionSnapshot, evaluator: GuardEvaluator):  # type: ignore[no-untyped-def]
+def service_factory(constitution: ConstitutionSnapshot, evaluator: ConstitutionEvaluator):  # type: ignore[no-untyped-def]
     """``factory(artifact, **wire_overrides) -> ModelService``."""
     def factory(artifact: Artifact, **overrides: Any) -> ModelService:
         return make_service(artifact, constitution, evaluator, **overrides)
@@ -121,11 +121,12 @@ def service_factory(constitution: ConstitutionSnapshot, evaluator: GuardEvaluato
 
 
 @pytest.fixture
-def service(approve_always: Artifact, constitution: ConstitutionSnapshot, evaluator: GuardEvaluator) -> ModelService:
+def service(approve_always: Artifact, constitution: ConstitutionSnapshot,
+            evaluator: ConstitutionEvaluator) -> ModelService:
     return make_service(approve_always, constitution, evaluator)
 
 
 @pytest.fixture
 def secured_service(approve_always: Artifact, constitution: ConstitutionSnapshot,
-                    evaluator: GuardEvaluator) -> ModelService:
+                    evaluator: ConstitutionEvaluator) -> ModelService:
     return make_service(approve_always, constitution, evaluator, apiKeySha256=key_sha256(API_KEY))

@@ -236,7 +236,8 @@ def test_openapi_document(client: TestClient) -> None:
     predict = doc["paths"]["/predict"]["post"]
     ref = predict["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert ref.endswith("/ConstitutionalRequest")
-    assert {"200", "401", "409", "413", "422"} <= set(predict["responses"])
+    assert {"200", "400", "401", "403", "409", "413", "422", "503"} <= set(predict["responses"])
+    assert predict["responses"]["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/HashMismatchBody")
     served = doc["components"]["schemas"]["ServedConstitutionalResponse"]
     assert {"decision", "constitutional_hash", "guard"} <= set(served["properties"])
     assert {"/health", "/metadata"} <= set(doc["paths"])
@@ -254,12 +255,12 @@ def test_request_metrics(client: TestClient, constitution: ConstitutionSnapshot,
 
 def test_artifact_digest_mismatch_refuses_to_load(approve_always) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ArtifactDigestMismatch, match="refusing to load"):
-        ServedModel.load("constitutional-ai", approve_always.uri, "0" * 64)
+        ServedModel("constitutional-ai").load(approve_always.uri, "0" * 64)
 
 
 def test_component_mismatch_refuses_to_load(approve_always) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ModelLoadError, match="holds a 'constitutional-ai' model"):
-        ServedModel.load("policy-governance", approve_always.uri, approve_always.artifact.sha256)
+        ServedModel("policy-governance").load(approve_always.uri, approve_always.artifact.sha256)
 
 
 def test_model_trained_under_another_constitution_is_refused(artifact_writer, service_factory) -> None:  # type: ignore[no-untyped-def]
@@ -279,3 +280,46 @@ def test_policy_governance_is_served_the_same_way(artifact_writer, service_facto
         assert r.json()["decision"] == "escalate" and r.json()["compiled"] is True
         assert "escalate" in r.json()["policy"]
         assert c.post("/predict", json=body(constitution)).status_code == 422  # policy_type is required
+
+
+class EverythingCritical:
+    """A constitution evaluator under which every decision violates a critical principle."""
+
+    def __init__(self) -> None:
+        self.severity = {"absolute": "critical"}
+
+    def evaluate(self, decisions: Any) -> list[dict[str, list[str]]]:
+        return [{"absolute": ["nothing is allowed"]} for _ in decisions]
+
+
+def test_no_compliant_decision_is_403_naming_the_principles(approve_always,  # type: ignore[no-untyped-def]
+                                                            constitution: ConstitutionSnapshot) -> None:
+    from tests.unit.workloads.serving.conftest import make_args
+
+    args = make_args(approve_always, constitution)
+    service = ModelService(args, ServedModel(args.component).load(args.model_uri, args.model_sha256),
+                           EverythingCritical())
+    with TestClient(create_model_api(service)) as c:
+        r = c.post("/predict", json=body(constitution))
+    assert r.status_code == 403, r.text
+    data = r.json()
+    assert data["violations"] == ["absolute"] and "absolute" in data["detail"]
+    assert data["constitutional_hash"] == constitution.hash
+    assert service.metrics.snapshot()["refusals"] == {"no_compliant_decision": 1}
+    assert service.metrics.snapshot()["overrides"] == {"absolute": 1}
+
+
+def test_error_table_is_the_one_mapping() -> None:
+    from acgs_workloads.serving import errors
+
+    codes = {e.status_code: e.reason for e in errors.ERRORS}
+    assert codes == {400: "malformed_body", 401: "unauthorized", 403: "no_compliant_decision",
+                     409: "constitution_mismatch", 413: "body_too_large", 422: "invalid_request",
+                     503: "model_not_loaded"}
+    status, content, _ = errors.error_response(errors.ConstitutionHashMismatch("a" * 16, "b" * 16), "a" * 16)
+    assert status == 409 and content["served_hash"] == "a" * 16 and content["requested_hash"] == "b" * 16
+    assert errors.error_response(errors.Unauthorized(), None)[2][0][0] == b"www-authenticate"
+
+
+def test_middleware_refusals_carry_the_served_hash(secured: TestClient, constitution: ConstitutionSnapshot) -> None:
+    assert secured.post("/predict", json=body(constitution)).json()["constitutional_hash"] == constitution.hash

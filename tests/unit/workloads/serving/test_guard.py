@@ -1,4 +1,4 @@
-"""The runtime guard and its bundled, cached Rego evaluator (real engine, default constitution)."""
+"""The runtime guard and the constitution evaluator it uses (bundle + decision cache; real engine, default rules)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from acgs_workloads.components import get
 from acgs_workloads.constitution import ConstitutionEvaluator, Violations
 from acgs_workloads.contract import ConstitutionSnapshot, ModelSpec
 from acgs_workloads.serving.guard import candidate_order, guard_batch
-from acgs_workloads.serving.rego_fast import GuardEvaluator
 
 pytestmark = pytest.mark.unit
 
@@ -30,21 +29,23 @@ def decisions_for(cols: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
     return build
 
 
-def test_bundle_evaluator_agrees_with_reference(constitution: ConstitutionSnapshot) -> None:
+def test_batched_bundle_agrees_with_the_reference_path(constitution: ConstitutionSnapshot) -> None:
     cols = columns(240)
     predicted = np.random.default_rng(1).integers(0, 4, 240)
     decisions = CAI.decisions(cols, predicted)
-    reference = ConstitutionEvaluator(constitution).evaluate(decisions)
-    fast = GuardEvaluator(constitution, cache_size=0)
-    assert fast.evaluate(decisions) == reference
-    assert fast.stats.queries == 1  # one engine query for the whole batch
+    evaluator = ConstitutionEvaluator(constitution)
+    assert evaluator.plan.per_decision == ()  # every default principle is batched
+    reference = [evaluator.evaluate_one(d) for d in decisions]  # original modules, one query per decision
+    queries = evaluator.stats.queries
+    assert evaluator.evaluate(decisions) == reference
+    assert evaluator.stats.queries == queries + 1  # one engine evaluation for the whole batch
     assert any(reference) and not all(reference)  # the sample has both clean and violating decisions
 
 
 def test_cache_answers_repeats_exactly(constitution: ConstitutionSnapshot) -> None:
     cols = columns(50, seed=9)
     decisions = CAI.decisions(cols, np.zeros(50, dtype=np.int64))
-    evaluator = GuardEvaluator(constitution, cache_size=1000)
+    evaluator = ConstitutionEvaluator(constitution, cache_size=1000)
     first = evaluator.evaluate(decisions)
     queries = evaluator.stats.queries
     second = evaluator.evaluate(decisions)
@@ -57,7 +58,7 @@ def test_small_cache_never_loses_answers(constitution: ConstitutionSnapshot) -> 
     cols = columns(40, seed=11)
     decisions = CAI.decisions(cols, np.zeros(40, dtype=np.int64))
     reference = ConstitutionEvaluator(constitution).evaluate(decisions)
-    tiny = GuardEvaluator(constitution, cache_size=3)
+    tiny = ConstitutionEvaluator(constitution, cache_size=3)
     assert tiny.evaluate(decisions) == reference
     assert tiny.evaluate(decisions[::-1]) == reference[::-1]
 
@@ -89,7 +90,7 @@ def request_cols(**context: Any) -> dict[str, np.ndarray]:
         ({"automated": True}, 0, 0, []),  # transparency is major: reported, not overridden
     ],
 )
-def test_guard_decisions(evaluator: GuardEvaluator, context: dict[str, Any], model_says: int, served: int,
+def test_guard_decisions(evaluator: ConstitutionEvaluator, context: dict[str, Any], model_says: int, served: int,
                          principles: list[str]) -> None:
     cols = request_cols(**context)
     probs = np.full((1, 4), 0.25)
@@ -104,7 +105,7 @@ def test_guard_decisions(evaluator: GuardEvaluator, context: dict[str, Any], mod
         assert not any(v.severity == "critical" for v in row.report.remaining)
 
 
-def test_guard_reports_major_violations_without_override(evaluator: GuardEvaluator) -> None:
+def test_guard_reports_major_violations_without_override(evaluator: ConstitutionEvaluator) -> None:
     cols = request_cols(automated=True, explanation_provided=False)
     [row] = guard_batch(evaluator, DECISIONS, decisions_for(cols), np.array([0]), np.full((1, 4), 0.25))
     assert not row.report.overridden
@@ -133,7 +134,7 @@ def test_guard_refuses_when_nothing_is_compliant() -> None:
 
 def test_guard_batches_queries(constitution: ConstitutionSnapshot) -> None:
     cols = columns(64, seed=21)
-    evaluator = GuardEvaluator(constitution, cache_size=0)
+    evaluator = ConstitutionEvaluator(constitution, cache_size=0)
     predicted = np.zeros(64, dtype=np.int64)  # approve everything
     rows = guard_batch(evaluator, DECISIONS, decisions_for(cols), predicted, np.full((64, 4), 0.25))
     assert evaluator.stats.queries == 2  # decisions + all replacement candidates, whatever the batch size
@@ -153,21 +154,34 @@ def test_cpu_unless_a_gpu_is_assigned_and_visible() -> None:
     assert pick_device(True).type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-@pytest.mark.parametrize(("engine", "kind", "cache"), [("cached", "GuardEvaluator", True),
-                                                       ("bundle", "GuardEvaluator", False),
-                                                       ("reference", "ConstitutionEvaluator", False)])
-def test_guard_engine_knob(monkeypatch: pytest.MonkeyPatch, constitution: ConstitutionSnapshot, engine: str,
-                           kind: str, cache: bool) -> None:
+def test_serving_guard_is_the_cached_constitution_evaluator(constitution: ConstitutionSnapshot) -> None:
+    from acgs_workloads.constitution import SERVING_CACHE_SIZE
     from acgs_workloads.contract import ModelAppArgs
-    from acgs_workloads.serving.service import GUARD_ENGINE_ENV, guard_evaluator
+    from acgs_workloads.serving.service import guard_evaluator
 
     args = ModelAppArgs.model_validate({"deployment": "a/b", "component": "constitutional-ai", "modelUri": "/x",
                                         "modelSha256": "a" * 64, "constitution": constitution.wire()})
-    monkeypatch.setenv(GUARD_ENGINE_ENV, engine)
-    evaluator = guard_evaluator(args, 100)
-    assert type(evaluator).__name__ == kind
-    if isinstance(evaluator, GuardEvaluator):
-        assert (evaluator.cache_size > 0) == cache
-    monkeypatch.setenv(GUARD_ENGINE_ENV, "turbo")
-    with pytest.raises(ValueError, match="turbo"):
-        guard_evaluator(args, 100)
+    evaluator = guard_evaluator(args)
+    assert isinstance(evaluator, ConstitutionEvaluator) and evaluator.cache_size == SERVING_CACHE_SIZE
+
+
+def test_no_cache_keeps_nothing(constitution: ConstitutionSnapshot) -> None:
+    decisions = CAI.decisions(columns(10, seed=3), np.zeros(10, dtype=np.int64))
+    evaluator = ConstitutionEvaluator(constitution)  # cache_size=0: labels and evaluation
+    evaluator.evaluate(decisions)
+    evaluator.evaluate(decisions)
+    assert evaluator.stats.hits == 0 and evaluator.stats.queries == 2
+
+
+def test_engine_errors_are_readable() -> None:
+    from acgs_workloads.constitution import RegoEvalError
+    from acgs_workloads.constitution.engine import CompiledQuery, new_interpreter, query_json
+
+    interpreter = new_interpreter({"x.rego": "package x\n\nimport rego.v1\n\ny := foo.bar(1)\n"})
+    with pytest.raises(RegoEvalError, match=r"Function not found: foo\.bar"):
+        query_json(interpreter, "data.x.y")
+    assert query_json(interpreter, "data.x.nothing") is None
+    with pytest.raises(RegoEvalError):
+        CompiledQuery({}, "data.nope.x + ")
+    compiled = CompiledQuery({"a.rego": "package a\n\nimport rego.v1\n\ndouble := input.n * 2\n"}, "data.a.double")
+    assert [compiled.run({"n": n}) for n in (1, 2, 3)] == [2, 4, 6]

@@ -9,8 +9,8 @@ from acgs_workloads.contract import Progress, TrainRunConfig
 from acgs_workloads.training import TrainTask, run_training
 from acgs_workloads.training.data import shard_indices
 from acgs_workloads.training.seeding import seed_everything
-from acgs_workloads.training.toy import build_toy_task, toy_accuracy, toy_data, toy_loss
-from acgs_workloads.training.toy import toy_config as make_cfg
+from tests.support.toy import build_toy_task, toy_accuracy, toy_data, toy_loss
+from tests.support.toy import toy_config as make_cfg
 
 pytestmark = pytest.mark.unit
 

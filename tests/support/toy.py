@@ -1,4 +1,7 @@
-"""A small seeded task (tests, benchmarks, smoke runs): classify Gaussian points by a random linear teacher."""
+"""A small seeded task (tests, benchmarks): classify Gaussian points by a random linear teacher.
+
+Not shipped: Ray Train workers cannot import ``tests.*`` by name, so a caller that sends these functions to
+workers registers this module with ``ray.cloudpickle.register_pickle_by_value`` (see :func:`pickle_by_value`)."""
 
 from __future__ import annotations
 
@@ -83,3 +86,12 @@ def toy_config(root: str, run_id: str = "toy", *, use_ray: bool = False, **secti
         use_ray=use_ray,
         **base,
     )
+
+
+def pickle_by_value() -> None:
+    """Let Ray pickle this module's functions by value (workers have no ``tests`` package on their path)."""
+    import sys
+
+    import ray
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

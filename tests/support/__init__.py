@@ -1,0 +1,1 @@
+"""Helpers shared by tests and benchmarks that are not part of the shipped packages (e.g. the toy task)."""
