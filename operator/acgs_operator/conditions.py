@@ -1,12 +1,17 @@
-"""Kubernetes-style conditions as pure functions over plain dicts (what lives in ``status.conditions``)."""
+"""Kubernetes-style conditions as pure functions over :class:`~acgs_operator.api.v1alpha1.Condition` models."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Literal
 
-Condition = dict[str, Any]
+from acgs_operator.api.v1alpha1 import Condition
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+MAX_MESSAGE = 4096
+
+__all__ = ["Condition", "find", "is_true", "now_iso", "seconds_since", "set_condition"]
 
 
 def now_iso() -> str:
@@ -22,35 +27,34 @@ def seconds_since(timestamp: str | None) -> float:
 
 
 def find(conditions: Sequence[Condition] | None, type_: str) -> Condition | None:
-    return next((c for c in conditions or () if c.get("type") == type_), None)
+    return next((c for c in conditions or () if c.type == type_), None)
 
 
 def is_true(conditions: Sequence[Condition] | None, type_: str) -> bool:
     found = find(conditions, type_)
-    return bool(found and found.get("status") == "True")
+    return found is not None and found.status == "True"
 
 
 def set_condition(
     conditions: Sequence[Condition] | None,
     type_: str,
-    status: bool | str,
+    status: bool | ConditionStatus,
     reason: str,
     message: str,
     generation: int | None,
     now: str,
 ) -> list[Condition]:
     """A new list with condition ``type_`` set; ``lastTransitionTime`` moves only when the status changes."""
-    value = ("True" if status else "False") if isinstance(status, bool) else status
+    value: ConditionStatus = ("True" if status else "False") if isinstance(status, bool) else status
     previous = find(conditions, type_)
-    transition = previous["lastTransitionTime"] if previous and previous.get("status") == value else now
-    updated: Condition = {
-        "type": type_,
-        "status": value,
-        "reason": reason,
-        "message": message[:4096],
-        "lastTransitionTime": transition,
-    }
-    if generation is not None:
-        updated["observedGeneration"] = generation
-    others = [dict(c) for c in conditions or () if c.get("type") != type_]
-    return sorted([*others, updated], key=lambda c: str(c["type"]))
+    transition = previous.last_transition_time if previous and previous.status == value else now
+    updated = Condition(
+        type=type_,
+        status=value,
+        reason=reason,
+        message=message[:MAX_MESSAGE],
+        last_transition_time=transition,
+        observed_generation=generation,
+    )
+    others = [c for c in conditions or () if c.type != type_]
+    return sorted([*others, updated], key=lambda c: c.type)

@@ -16,7 +16,6 @@ class Reason(StrEnum):
     EVALUATING = "Evaluating"
     SUCCEEDED = "Succeeded"
     SUSPENDED = "Suspended"
-    RESUMED = "Resumed"
     SPEC_CHANGED = "SpecChanged"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     RAY_JOB_FAILED = "RayJobFailed"
@@ -27,7 +26,6 @@ class Reason(StrEnum):
     COMPLIANCE_PASSED = "CompliancePassed"
     COMPLIANCE_BELOW_THRESHOLD = "ComplianceBelowThreshold"
     GATES_FAILED = "GatesFailed"
-    STOPPED = "Stopped"
     # ModelDeployment
     CONSTITUTION_CHANGED = "ConstitutionChanged"
     ARTIFACT_DIGEST_MISMATCH = "ArtifactDigestMismatch"
@@ -35,14 +33,11 @@ class Reason(StrEnum):
     DEPLOYING = "Deploying"
     READY = "Ready"
     DEPLOY_FAILED = "DeployFailed"
-    WITHDRAWN = "Withdrawn"
-    UPDATED = "Updated"
     # any kind
     CONSTITUTION_NOT_READY = "ConstitutionNotReady"
     RAY_UNAVAILABLE = "RayUnavailable"
     SECRET_UNAVAILABLE = "SecretUnavailable"
     INVALID_SPEC = "InvalidSpec"
-    RECONCILE_ERROR = "ReconcileError"
 
 
 class ConditionType(StrEnum):

@@ -1,4 +1,4 @@
-"""Constitution reconciliation as pure functions: spec -> verdict -> status."""
+"""Constitution reconciliation as pure functions: spec -> verdict -> decision (status model and events)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from acgs_operator.api.v1alpha1 import ConstitutionSpec
-from acgs_operator.conditions import Condition, set_condition
+from acgs_operator.api.v1alpha1 import ConstitutionSpec, ConstitutionStatus
+from acgs_operator.conditions import Condition, find, set_condition
+from acgs_operator.events import Event
 from acgs_operator.reasons import ConditionType, Reason
 from acgs_workloads.constitution import compile_errors, constitution_hash
 from acgs_workloads.contract import ConstitutionSnapshot, Principle
@@ -43,31 +44,70 @@ def judge(spec: Mapping[str, Any]) -> ConstitutionVerdict:
     )
 
 
+@dataclass(frozen=True)
+class InvalidSpec:
+    """A spec the engine cannot even read (the API server let it through): a permanent failure."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: ConstitutionStatus  # what to merge into status
+    events: tuple[Event, ...]
+    result: str  # acgs_operator_reconciles_total{result}: valid, compile_failed, invalid
+
+
 def status_for(
     verdict: ConstitutionVerdict, generation: int | None, conditions: Sequence[Condition] | None, now: str
-) -> dict[str, Any]:
+) -> ConstitutionStatus:
     reason = Reason.COMPILED if verdict.valid else Reason.COMPILE_FAILED
-    return {
-        "phase": "Valid" if verdict.valid else "Invalid",
-        "hash": verdict.hash,
-        "principles": verdict.principles,
-        "observedGeneration": generation,
-        "conditions": set_condition(
+    return ConstitutionStatus(
+        phase="Valid" if verdict.valid else "Invalid",
+        hash=verdict.hash,
+        principles=verdict.principles,
+        observed_generation=generation,
+        conditions=set_condition(
             conditions, ConditionType.VALID, verdict.valid, reason, verdict.message, generation, now
         ),
-    }
+    )
 
 
 def invalid_status(
     message: str, generation: int | None, conditions: Sequence[Condition] | None, now: str
-) -> dict[str, Any]:
-    return {
-        "phase": "Invalid",
-        "observedGeneration": generation,
-        "conditions": set_condition(
+) -> ConstitutionStatus:
+    return ConstitutionStatus(
+        phase="Invalid",
+        observed_generation=generation,
+        conditions=set_condition(
             conditions, ConditionType.VALID, False, Reason.INVALID_SPEC, message, generation, now
         ),
-    }
+    )
+
+
+def decide(
+    seen: ConstitutionVerdict | InvalidSpec, current: ConstitutionStatus, generation: int | None, now: str
+) -> Decision:
+    """Status and events for a judged spec (pure); ``current`` is the status read back."""
+    if isinstance(seen, InvalidSpec):
+        return Decision(
+            status=invalid_status(seen.message, generation, current.conditions, now),
+            events=(Event.warning(Reason.INVALID_SPEC, seen.message),),
+            result="invalid",
+        )
+    verdict = seen
+    if verdict.valid:
+        judged = Event.normal(Reason.COMPILED, f"{verdict.message}; hash {verdict.hash}")
+    else:
+        judged = Event.warning(Reason.COMPILE_FAILED, verdict.message)
+    changed = []
+    if current.hash and current.hash != verdict.hash:
+        changed.append(Event.normal(Reason.HASH_CHANGED, f"constitution hash {current.hash} -> {verdict.hash}"))
+    return Decision(
+        status=status_for(verdict, generation, current.conditions, now),
+        events=(judged, *changed),
+        result="valid" if verdict.valid else "compile_failed",
+    )
 
 
 def resolve(entry: Mapping[str, Any] | None, name: str) -> tuple[ConstitutionSnapshot | None, str]:
@@ -77,11 +117,13 @@ def resolve(entry: Mapping[str, Any] | None, name: str) -> tuple[ConstitutionSna
     """
     if entry is None:
         return None, f"Constitution {name} not found"
-    status, generation = entry.get("status") or {}, entry.get("generation")
-    valid = next((c for c in status.get("conditions") or [] if c.get("type") == ConditionType.VALID), None)
-    if status.get("observedGeneration") != generation or valid is None:
+    status = ConstitutionStatus.model_validate(entry.get("status") or {})
+    valid = find(status.conditions, ConditionType.VALID)
+    if status.observed_generation != entry.get("generation") or valid is None:
         return None, f"Constitution {name} has not been checked yet"
-    if valid.get("status") != "True":
-        return None, f"Constitution {name} is not Valid: {valid.get('message', '')}"
+    if valid.status != "True":
+        return None, f"Constitution {name} is not Valid: {valid.message}"
+    if status.hash is None:  # Valid is written with the hash, in one patch
+        return None, f"Constitution {name} has not been checked yet"
     principles = [Principle.model_validate(p) for p in (entry.get("spec") or {}).get("principles", [])]
-    return ConstitutionSnapshot(name=name, hash=status["hash"], principles=principles), ""
+    return ConstitutionSnapshot(name=name, hash=status.hash, principles=principles), ""

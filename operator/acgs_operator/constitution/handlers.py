@@ -1,4 +1,7 @@
-"""Constitution: compile every principle, hash the principles, set condition Valid."""
+"""Constitution: compile every principle, hash the principles, set condition Valid.
+
+observe (compile the spec in the Rego engine) -> ``build.decide`` (pure: status model and events) -> apply.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,19 @@ import kopf
 from pydantic import ValidationError
 
 from acgs_operator import events
-from acgs_operator.api.v1alpha1 import GROUP, VERSION
+from acgs_operator.api.v1alpha1 import GROUP, VERSION, ConstitutionStatus
 from acgs_operator.conditions import now_iso
 from acgs_operator.constitution import build
 from acgs_operator.metrics import RECONCILES
-from acgs_operator.reasons import Reason
 
 PLURAL = "constitutions"
+
+
+def _observe(spec: kopf.Spec) -> build.ConstitutionVerdict | build.InvalidSpec:
+    try:
+        return build.judge(spec)
+    except ValidationError as exc:
+        return build.InvalidSpec(str(exc))
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -30,21 +39,11 @@ def reconcile_constitution(
     logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
 ) -> None:
-    generation, conditions, now = meta.get("generation"), status.get("conditions"), now_iso()
-    try:
-        verdict = build.judge(spec)
-    except ValidationError as exc:
-        patch.status.update(build.invalid_status(str(exc), generation, conditions, now))
-        events.warning(body, Reason.INVALID_SPEC, str(exc))
-        RECONCILES.labels("Constitution", "invalid").inc()
-        raise kopf.PermanentError(f"invalid Constitution spec: {exc}") from exc
-    patch.status.update(build.status_for(verdict, generation, conditions, now))
-    if verdict.valid:
-        events.normal(body, Reason.COMPILED, f"{verdict.message}; hash {verdict.hash}")
-    else:
-        events.warning(body, Reason.COMPILE_FAILED, verdict.message)
-    previous = status.get("hash")
-    if previous and previous != verdict.hash:
-        events.normal(body, Reason.HASH_CHANGED, f"constitution hash {previous} -> {verdict.hash}")
-    logger.info("constitution %s: hash %s valid=%s", meta.get("name"), verdict.hash, verdict.valid)
-    RECONCILES.labels("Constitution", "valid" if verdict.valid else "compile_failed").inc()
+    seen = _observe(spec)
+    decision = build.decide(seen, ConstitutionStatus.model_validate(dict(status)), meta.get("generation"), now_iso())
+    patch.status.update(decision.status.wire())
+    events.post(body, decision.events)
+    RECONCILES.labels("Constitution", decision.result).inc()
+    if isinstance(seen, build.InvalidSpec):
+        raise kopf.PermanentError(f"invalid Constitution spec: {seen.message}")
+    logger.info("constitution %s: hash %s valid=%s", meta.get("name"), seen.hash, seen.valid)

@@ -1,4 +1,9 @@
-"""ModelDeployment as pure functions: the compliance gate, the Serve application config, the status.
+"""ModelDeployment as pure functions: the compliance gate, the Serve application config, the decision.
+
+A reconcile observes (the Constitution and TrainingJob indexes, the artifact metadata, the API-key Secret,
+the Serve applications), then :func:`decide` turns that :class:`Observation` into a :class:`Decision`: the
+status to write (a :class:`ModelDeploymentStatus` model), the events to post and the desired Serve
+application. The handler applies it once.
 
 The Serve REST API replaces the whole config, so ``compose`` rebuilds the full application list from
 what is deployed now, changing only this deployment's application (and the platform application).
@@ -7,12 +12,23 @@ what is deployed now, changing only this deployment's application (and the platf
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
-from acgs_operator.api.v1alpha1 import ModelDeploymentSpec
-from acgs_operator.conditions import Condition, set_condition
+from pydantic import BaseModel, ValidationError
+
+from acgs_operator.api.v1alpha1 import (
+    DeployedModel,
+    DeploymentComplianceStatus,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    ReplicaStatus,
+    TrainingJobSpec,
+    TrainingJobStatus,
+)
+from acgs_operator.conditions import Condition, find, is_true, set_condition
+from acgs_operator.events import Event
 from acgs_operator.rayclient import ServeApplication
 from acgs_operator.reasons import ConditionType, Reason
 from acgs_workloads.contract import (
@@ -25,6 +41,8 @@ from acgs_workloads.contract import (
     ConstitutionSnapshot,
     ModelAppArgs,
 )
+
+Phase = Literal["Pending", "Blocked", "Deploying", "Ready", "Failed"]
 
 
 @dataclass(frozen=True)
@@ -51,24 +69,31 @@ class GateVerdict:
 
 
 def evidence_from_training_job(entry: Mapping[str, Any] | None, namespace: str, name: str) -> ModelEvidence:
+    """From the trainingjobs index entry ``{"spec", "status", "generation", "uid"}`` (see acgs_operator.indexes)."""
     ref = f"{namespace}/{name}"
     if entry is None:
         return ModelEvidence(
             None, None, None, None, None, ref, complete=False, not_ready=f"TrainingJob {ref} not found"
         )
-    spec, status = entry.get("spec") or {}, entry.get("status") or {}
-    complete = any(c.get("type") == "Complete" and c.get("status") == "True" for c in status.get("conditions") or [])
-    fresh = status.get("observedGeneration") == entry.get("generation")
-    model, compliance = status.get("model") or {}, status.get("compliance") or {}
+    try:
+        spec = TrainingJobSpec.model_validate(entry.get("spec") or {})
+        status = TrainingJobStatus.model_validate(entry.get("status") or {})
+    except ValidationError as exc:
+        return ModelEvidence(
+            None, None, None, None, None, ref, complete=False, not_ready=f"TrainingJob {ref} cannot be read: {exc}"
+        )
+    complete = is_true(status.conditions, ConditionType.COMPLETE)
+    fresh = status.observed_generation == entry.get("generation")
+    model, compliance = status.model, status.compliance
     return ModelEvidence(
-        component=spec.get("component"),
-        uri=model.get("uri"),
-        sha256=model.get("sha256"),
-        constitution_hash=compliance.get("constitutionHash"),
-        score=compliance.get("score"),
+        component=spec.component,
+        uri=model.uri if model else None,
+        sha256=model.sha256 if model else None,
+        constitution_hash=compliance.constitution_hash if compliance else None,
+        score=compliance.score if compliance else None,
         training_job=ref,
         complete=complete and fresh,
-        not_ready="" if complete and fresh else f"TrainingJob {ref} is {status.get('phase') or 'Pending'}",
+        not_ready="" if complete and fresh else f"TrainingJob {ref} is {status.phase or 'Pending'}",
     )
 
 
@@ -216,6 +241,19 @@ def routes(prefix: str) -> list[str]:
     return [f"{base}/predict", f"{base}/health", f"{base}/metadata"]
 
 
+# --------------------------------------------------------------------------- status
+
+
+def _model(evidence: ModelEvidence) -> DeployedModel:
+    return DeployedModel(uri=evidence.uri, sha256=evidence.sha256, training_job=evidence.training_job)
+
+
+def _compliance(verdict: GateVerdict, min_score: float) -> DeploymentComplianceStatus:
+    return DeploymentComplianceStatus(
+        constitution_hash=verdict.constitution_hash, score=verdict.score, gate=min_score, reason=verdict.reason.value
+    )
+
+
 def blocked_status(
     verdict: GateVerdict,
     evidence: ModelEvidence,
@@ -223,23 +261,23 @@ def blocked_status(
     conditions: Sequence[Condition] | None,
     now: str,
     min_score: float,
-) -> dict[str, Any]:
+) -> ModelDeploymentStatus:
     conds = set_condition(
         conditions, ConditionType.COMPLIANCE_PASSED, False, verdict.reason, verdict.message, generation, now
     )
     conds = set_condition(
         conds, ConditionType.READY, False, verdict.reason, "not served: " + verdict.message, generation, now
     )
-    return {
-        "phase": "Blocked",
-        "observedGeneration": generation,
-        "conditions": conds,
-        "url": None,
-        "routes": [],
-        "model": _model(evidence),
-        "compliance": _compliance(verdict, min_score),
-        "replicas": {"desired": 0, "ready": 0},
-    }
+    return ModelDeploymentStatus(
+        phase="Blocked",
+        observed_generation=generation,
+        conditions=conds,
+        url=None,
+        routes=[],
+        model=_model(evidence),
+        compliance=_compliance(verdict, min_score),
+        replicas=ReplicaStatus(desired=0, ready=0),
+    )
 
 
 def serving_status(
@@ -251,7 +289,7 @@ def serving_status(
     conditions: Sequence[Condition] | None,
     now: str,
     base_url: str,
-) -> dict[str, Any]:
+) -> ModelDeploymentStatus:
     """Status of a deployment that passed its gate, from its Serve application's state."""
     conds = set_condition(
         conditions, ConditionType.COMPLIANCE_PASSED, True, verdict.reason, verdict.message, generation, now
@@ -259,6 +297,7 @@ def serving_status(
     prefix = route_prefix(spec, evidence.component)
     state = app.status if app else "NOT_STARTED"
     ready = state == "RUNNING"
+    phase: Phase
     if state in ("DEPLOY_FAILED", "UNHEALTHY"):
         reason = Reason.ARTIFACT_DIGEST_MISMATCH if "sha256" in (app.message if app else "") else Reason.DEPLOY_FAILED
         phase, message = "Failed", f"Serve application {state}: {app.message if app else ''}"
@@ -268,29 +307,169 @@ def serving_status(
         reason, phase, message = Reason.DEPLOYING, "Deploying", f"Serve application {state}"
     conds = set_condition(conds, ConditionType.READY, ready, reason, message, generation, now)
     desired = spec.autoscaling.min_replicas if spec.autoscaling else spec.replicas if spec.replicas is not None else 1
-    return {
-        "phase": phase,
-        "observedGeneration": generation,
-        "conditions": conds,
-        "url": f"{base_url}{prefix}" if ready else None,
-        "routes": routes(prefix) if ready else [],
-        "model": _model(evidence),
-        "compliance": _compliance(verdict, spec.compliance.min_score),
-        "replicas": {
-            "desired": app.replicas_target if app and app.replicas_target else desired,
-            "ready": app.replicas_running if app else 0,
-        },
-    }
+    return ModelDeploymentStatus(
+        phase=phase,
+        observed_generation=generation,
+        conditions=conds,
+        url=f"{base_url}{prefix}" if ready else None,
+        routes=routes(prefix) if ready else [],
+        model=_model(evidence),
+        compliance=_compliance(verdict, spec.compliance.min_score),
+        replicas=ReplicaStatus(
+            desired=app.replicas_target if app and app.replicas_target else desired,
+            ready=app.replicas_running if app else 0,
+        ),
+    )
 
 
-def _model(evidence: ModelEvidence) -> dict[str, Any]:
-    return {"uri": evidence.uri, "sha256": evidence.sha256, "trainingJob": evidence.training_job}
+def unavailable_status(
+    current: ModelDeploymentStatus, reason: Reason, message: str, generation: int, now: str
+) -> ModelDeploymentStatus:
+    """Ray or the API-key Secret cannot be reached: only the Ready condition and observedGeneration change."""
+    conditions = set_condition(current.conditions, ConditionType.READY, False, reason, message, generation, now)
+    return ModelDeploymentStatus(conditions=conditions, observed_generation=generation)
 
 
-def _compliance(verdict: GateVerdict, min_score: float) -> dict[str, Any]:
-    return {
-        "constitutionHash": verdict.constitution_hash,
-        "score": verdict.score,
-        "gate": min_score,
-        "reason": verdict.reason.value,
-    }
+def status_patch(status: ModelDeploymentStatus) -> dict[str, Any]:
+    """The JSON merge patch (kopf's ``patch.status``) that writes ``status``.
+
+    Exactly the fields the builder set are named, as in ``status.wire()``; a field set to None becomes a
+    null, which deletes it (``url`` of a withdrawn deployment), while a field the builder did not set is
+    left out and keeps its value. Nested objects are patched field by field the same way.
+    """
+    return _merge_patch(status)
+
+
+def _merge_patch(model: BaseModel) -> dict[str, Any]:
+    wire = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    patch: dict[str, Any] = {}
+    for name, info in type(model).model_fields.items():
+        if name not in model.model_fields_set:
+            continue
+        key, value = info.alias or name, getattr(model, name)
+        if value is None:
+            patch[key] = None
+        elif isinstance(value, BaseModel):
+            patch[key] = _merge_patch(value)
+        else:
+            patch[key] = wire[key]
+    return patch
+
+
+# --------------------------------------------------------------------------- observe -> decide
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """The API key named by spec.auth, as its sha256; ``error`` when the Secret cannot be read."""
+
+    sha256: str | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything one reconcile read; :func:`decide` needs nothing else."""
+
+    namespace: str
+    name: str
+    generation: int
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus  # as it is now
+    constitution: ConstitutionSnapshot | None
+    why_no_constitution: str  # when constitution is None
+    evidence: ModelEvidence
+    api_key: ApiKey
+    applications: Mapping[str, ServeApplication] | None  # the Serve applications; None: Ray unreachable
+    ray_error: str = ""  # why applications is None
+    base_url: str = ""  # where Serve answers, e.g. http://127.0.0.1:8000
+
+    @property
+    def app_name(self) -> str:
+        return app_name(self.namespace, self.name)
+
+
+@dataclass(frozen=True)
+class Outage:
+    """Ray or the API-key Secret is unavailable: change handlers retry with backoff, timers come back."""
+
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: ModelDeploymentStatus  # written with status_patch
+    events: list[Event] = field(default_factory=list)
+    application: dict[str, Any] | None = None  # this deployment's desired Serve application; None: none
+    reconfigure: bool = False  # the Serve config must change: put ``application``, or withdraw it when None
+    outage: Outage | None = None
+    became_ready: bool = False  # phase Ready now, and not before (the apply-to-ready metric)
+
+
+def unavailable(obs: Observation, reason: Reason, message: str, now: str) -> Decision:
+    status = unavailable_status(obs.status, reason, message, obs.generation, now)
+    return Decision(status, [Event.warning(reason, message)], outage=Outage(reason, message))
+
+
+def decide(obs: Observation, now: str) -> Decision:
+    """Gate the model, choose the Serve application and the status (pure).
+
+    The status describes the Serve application as it will be once the decision is applied: a (re)configured
+    application is reported as DEPLOYING, as Ray Serve reports it right after the config is put.
+    """
+    spec, evidence = obs.spec, obs.evidence
+    verdict = gate(spec, obs.constitution, obs.why_no_constitution, evidence)
+    if verdict.passed and obs.api_key.error:
+        return unavailable(obs, Reason.SECRET_UNAVAILABLE, obs.api_key.error, now)
+    if obs.applications is None:
+        return unavailable(obs, Reason.RAY_UNAVAILABLE, obs.ray_error, now)
+    name = obs.app_name
+    desired = None
+    if verdict.passed and obs.constitution is not None:
+        desired = serve_application(
+            namespace=obs.namespace,
+            name=obs.name,
+            spec=spec,
+            evidence=evidence,
+            constitution=obs.constitution,
+            api_key_sha256=obs.api_key.sha256,
+        )
+    reconfigure = needs_update(obs.applications, name, desired)
+    if verdict.passed:
+        app = obs.applications.get(name)
+        if desired is not None and (app is None or app.config != desired):
+            app = ServeApplication(name, "DEPLOYING", route_prefix=desired["route_prefix"], config=desired)
+        status = serving_status(app, verdict, evidence, spec, obs.generation, obs.status.conditions, now, obs.base_url)
+    else:
+        status = blocked_status(
+            verdict, evidence, obs.generation, obs.status.conditions, now, spec.compliance.min_score
+        )
+    return Decision(
+        status=status,
+        events=_events(obs.status.phase, status, verdict, reconfigure, name),
+        application=desired,
+        reconfigure=reconfigure,
+        became_ready=status.phase == "Ready" and obs.status.phase != "Ready",
+    )
+
+
+def _events(
+    old_phase: str | None, new: ModelDeploymentStatus, verdict: GateVerdict, reconfigure: bool, app: str
+) -> list[Event]:
+    out: list[Event] = []
+    if reconfigure and not verdict.passed:
+        out.append(Event.warning(verdict.reason, f"Serve application withdrawn: {verdict.message}"))
+    elif reconfigure:
+        out.append(Event.normal(Reason.DEPLOYING, f"Serve application {app} configured"))
+    if new.phase == old_phase:
+        return out
+    if new.phase == "Blocked":
+        out.append(Event.warning(verdict.reason, verdict.message))
+    elif new.phase == "Ready":
+        out.append(Event.normal(Reason.READY, f"serving at {new.url}"))
+    elif new.phase == "Failed":
+        ready = find(new.conditions, ConditionType.READY)
+        if ready is not None:
+            out.append(Event.warning(Reason(ready.reason), ready.message))
+    return out

@@ -1,4 +1,10 @@
-"""ModelDeployment: gate the model on its constitution, then keep its Ray Serve application in place."""
+"""ModelDeployment: gate the model on its constitution, then keep its Ray Serve application in place.
+
+Every handler follows one pattern: typed kopf kwargs -> :func:`_observe` (every read) -> the pure
+:func:`build.decide` -> :func:`_apply` (the Serve config if it changes, one status patch, the events).
+The change handlers (create, update, resume) and the timers share it; they differ only in what they do
+with an invalid spec or an outage (the change handlers report and retry, the timers come back).
+"""
 
 from __future__ import annotations
 
@@ -12,28 +18,31 @@ import kopf
 from pydantic import ValidationError
 
 from acgs_operator import events
-from acgs_operator.api.v1alpha1 import GROUP, VERSION, ModelDeploymentSpec
-from acgs_operator.conditions import now_iso, seconds_since, set_condition
+from acgs_operator.api.v1alpha1 import GROUP, VERSION, ModelDeploymentSpec, ModelDeploymentStatus
+from acgs_operator.conditions import now_iso, seconds_since
 from acgs_operator.constitution import build as constitutions
 from acgs_operator.indexes import first
 from acgs_operator.metrics import APPLY_TO_READY, ERRORS, PHASES, RECONCILES
 from acgs_operator.modeldeployment import build
-from acgs_operator.rayclient import RayClient, RayUnavailable
-from acgs_operator.reasons import ConditionType, Reason
+from acgs_operator.rayclient import RayClient, RayUnavailable, ServeApplication
+from acgs_operator.reasons import Reason
 
+KIND = "ModelDeployment"
 PLURAL = "modeldeployments"
 POLL_SECONDS = 5.0  # steady state: re-gate (constitution, training results) and follow replicas
 FAST_POLL_SECONDS = 1.0  # while the Serve application is being deployed: Ready within a second of RUNNING
 Logger = logging.Logger | logging.LoggerAdapter[Any]
+Index = kopf.Index[tuple[str, str], dict[str, Any]]
 
 
 class SecretUnavailable(Exception):
     """The API-key Secret named by spec.auth cannot be read."""
 
 
-async def _evidence(
-    md: ModelDeploymentSpec, namespace: str, tj_index: kopf.Index[Any, Any] | None
-) -> build.ModelEvidence:
+# --------------------------------------------------------------------------- observe
+
+
+async def _evidence(md: ModelDeploymentSpec, namespace: str, tj_index: Index | None) -> build.ModelEvidence:
     ref = md.model.training_job_ref
     if ref is not None:
         return build.evidence_from_training_job(first(tj_index, (namespace, ref.name)), namespace, ref.name)
@@ -62,25 +71,110 @@ async def _api_key_sha256(memo: kopf.Memo, md: ModelDeploymentSpec, namespace: s
     return hashlib.sha256(base64.b64decode(value)).hexdigest()
 
 
-async def _apply(
-    memo: kopf.Memo, ray: RayClient, app: str, desired: dict[str, Any] | None, deleting: bool = False
-) -> tuple[bool, Any]:
-    """Put this application's desired config into Ray Serve; returns (changed, current applications).
+async def _api_key(memo: kopf.Memo, md: ModelDeploymentSpec, namespace: str) -> build.ApiKey:
+    try:
+        return build.ApiKey(sha256=await _api_key_sha256(memo, md, namespace))
+    except SecretUnavailable as exc:
+        return build.ApiKey(error=str(exc))
 
-    A withdrawn (Blocked) deployment keeps Serve and the platform application running, so its route
-    answers 404; deleting the last deployment removes every ACGS application.
+
+def _ray(memo: kopf.Memo, md: ModelDeploymentSpec) -> RayClient:
+    return memo.rays.get(md.ray_cluster.address if md.ray_cluster else None)
+
+
+async def _observe(
+    md: ModelDeploymentSpec,
+    status: kopf.Status,
+    memo: kopf.Memo,
+    namespace: str,
+    name: str,
+    generation: int,
+    constitutions_by_name: Index | None,
+    trainingjobs_by_name: Index | None,
+) -> build.Observation:
+    ref = md.constitution_ref.name
+    constitution, why = constitutions.resolve(first(constitutions_by_name, (namespace, ref)), ref)
+    evidence = await _evidence(md, namespace, trainingjobs_by_name)
+    ray = _ray(memo, md)
+    applications: dict[str, ServeApplication] | None
+    try:
+        applications, ray_error = await ray.serve_applications(), ""
+    except RayUnavailable as exc:
+        applications, ray_error = None, str(exc)
+    return build.Observation(
+        namespace=namespace,
+        name=name,
+        generation=generation,
+        spec=md,
+        status=ModelDeploymentStatus.model_validate(dict(status)),
+        constitution=constitution,
+        why_no_constitution=why,
+        evidence=evidence,
+        api_key=await _api_key(memo, md, namespace),
+        applications=applications,
+        ray_error=ray_error,
+        base_url=build.serve_url(memo.config.serve_url, ray.dashboard_url, memo.config.serve_http_port),
+    )
+
+
+# --------------------------------------------------------------------------- apply
+
+
+async def _put_serve(
+    memo: kopf.Memo, ray: RayClient, app: str, desired: dict[str, Any] | None, deleting: bool = False
+) -> bool:
+    """Put this application's desired config into Ray Serve; True when the config changed.
+
+    The whole config is read and written under ``memo.serve_lock``: it holds every deployment's
+    application. A withdrawn (Blocked) deployment keeps Serve and the platform application running, so
+    its route answers 404; deleting the last deployment removes every ACGS application.
     """
     http_options = {"host": memo.config.serve_http_host, "port": memo.config.serve_http_port}
     async with memo.serve_lock:
         current = await ray.serve_applications()
         if not build.needs_update(current, app, desired):
-            return False, current
+            return False
         config = build.compose(current, app, desired, keep_platform=not deleting)
         if config:
             await ray.put_serve_applications(config, http_options)
         else:
             await ray.delete_serve_applications()
-        return True, await ray.serve_applications()
+        return True
+
+
+def _write(decision: build.Decision, body: kopf.Body, meta: kopf.Meta, patch: kopf.Patch) -> None:
+    """The one status patch, the events, the metrics."""
+    patch.status.update(build.status_patch(decision.status))
+    events.post(body, decision.events)
+    if decision.outage is not None:
+        ERRORS.labels(KIND, decision.outage.reason).inc()
+        return
+    phase = decision.status.phase or "Pending"
+    PHASES.record(KIND, f"{meta.get('namespace')}/{meta.get('name')}", phase)
+    if decision.became_ready:
+        APPLY_TO_READY.observe(seconds_since(meta.get("creationTimestamp")))
+    RECONCILES.labels(KIND, phase.lower()).inc()
+
+
+async def _apply(
+    obs: build.Observation,
+    decision: build.Decision,
+    memo: kopf.Memo,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+) -> build.Decision:
+    """Apply a decision once; returns it, or the outage decision when Ray fails while the config is put."""
+    if decision.reconfigure:
+        try:
+            await _put_serve(memo, _ray(memo, obs.spec), obs.app_name, decision.application)
+        except RayUnavailable as exc:
+            decision = build.unavailable(obs, Reason.RAY_UNAVAILABLE, str(exc), now_iso())
+    _write(decision, body, meta, patch)
+    return decision
+
+
+# --------------------------------------------------------------------------- handlers
 
 
 async def _reconcile(
@@ -90,117 +184,45 @@ async def _reconcile(
     body: kopf.Body,
     patch: kopf.Patch,
     memo: kopf.Memo,
-    namespace: str,
+    namespace: str | None,
     name: str,
-    indexes: dict[str, Any],
-) -> None:
-    generation: int = meta["generation"]
+    constitutions_by_name: Index | None,
+    trainingjobs_by_name: Index | None,
+) -> build.Decision:
+    """Observe, decide, apply. A ValidationError (an invalid spec) propagates to the caller."""
     md = ModelDeploymentSpec.model_validate(dict(spec))
-    ref = md.constitution_ref.name
-    constitution, why = constitutions.resolve(first(indexes["constitutions_by_name"], (namespace, ref)), ref)
-    evidence = await _evidence(md, namespace, indexes["trainingjobs_by_name"])
-    verdict = build.gate(md, constitution, why, evidence)
-    ray = memo.rays.get(md.ray_cluster.address if md.ray_cluster else None)
-    app, now, conditions = build.app_name(namespace, name), now_iso(), status.get("conditions")
-    desired = None
-    if verdict.passed and constitution is not None:
-        desired = build.serve_application(
-            namespace=namespace,
-            name=name,
-            spec=md,
-            evidence=evidence,
-            constitution=constitution,
-            api_key_sha256=await _api_key_sha256(memo, md, namespace),
-        )
-    changed, current = await _apply(memo, ray, app, desired)
-    if verdict.passed:
-        new = build.serving_status(
-            current.get(app),
-            verdict,
-            evidence,
-            md,
-            generation,
-            conditions,
-            now,
-            build.serve_url(memo.config.serve_url, ray.dashboard_url, memo.config.serve_http_port),
-        )
-    else:
-        new = build.blocked_status(verdict, evidence, generation, conditions, now, md.compliance.min_score)
-    patch.status.update(new)
-    _announce(body, meta, status, new, verdict, changed)
-    RECONCILES.labels("ModelDeployment", new["phase"].lower()).inc()
-
-
-def _announce(
-    body: kopf.Body, meta: kopf.Meta, old: kopf.Status, new: dict[str, Any], verdict: build.GateVerdict, changed: bool
-) -> None:
-    key = f"{meta.get('namespace')}/{meta.get('name')}"
-    PHASES.record("ModelDeployment", key, new["phase"])
-    if changed and not verdict.passed:
-        events.warning(body, verdict.reason, f"Serve application withdrawn: {verdict.message}")
-    elif changed:
-        events.normal(
-            body, Reason.DEPLOYING, f"Serve application {build.app_name(meta['namespace'], meta['name'])} configured"
-        )
-    if new["phase"] == old.get("phase"):
-        return
-    if new["phase"] == "Blocked":
-        events.warning(body, verdict.reason, verdict.message)
-    elif new["phase"] == "Ready":
-        APPLY_TO_READY.observe(seconds_since(meta.get("creationTimestamp")))
-        events.normal(body, Reason.READY, f"serving at {new.get('url')}")
-    elif new["phase"] == "Failed":
-        ready = next(c for c in new["conditions"] if c["type"] == ConditionType.READY)
-        events.warning(body, Reason(ready["reason"]), ready["message"])
-
-
-def _unavailable(
-    exc: Exception, reason: Reason, body: kopf.Body, patch: kopf.Patch, status: kopf.Status, generation: int
-) -> None:
-    conditions = set_condition(
-        status.get("conditions"), ConditionType.READY, False, reason, str(exc), generation, now_iso()
-    )
-    patch.status.update({"conditions": conditions, "observedGeneration": generation})
-    events.warning(body, reason, str(exc))
-    ERRORS.labels("ModelDeployment", reason).inc()
-
-
-async def _guarded(kwargs: dict[str, Any], retry: int | None) -> None:
-    """Reconcile; Ray or the API-key Secret being unavailable becomes a condition and an event.
-
-    The change handlers (``retry`` given) then retry with backoff; the timers simply come back.
-    """
-    status, meta, body, patch = kwargs["status"], kwargs["meta"], kwargs["body"], kwargs["patch"]
-    indexes = {key: kwargs.get(key) for key in ("constitutions_by_name", "trainingjobs_by_name")}
-    try:
-        await _reconcile(
-            status=status,
-            meta=meta,
-            body=body,
-            patch=patch,
-            spec=kwargs["spec"],
-            memo=kwargs["memo"],
-            namespace=kwargs.get("namespace") or "default",
-            name=kwargs["name"],
-            indexes=indexes,
-        )
-    except ValidationError as exc:
-        if retry is None:
-            return  # the change handler reported it
-        events.warning(body, Reason.INVALID_SPEC, str(exc))
-        raise kopf.PermanentError(f"invalid ModelDeployment spec: {exc}") from exc
-    except (RayUnavailable, SecretUnavailable) as exc:
-        reason = Reason.RAY_UNAVAILABLE if isinstance(exc, RayUnavailable) else Reason.SECRET_UNAVAILABLE
-        _unavailable(exc, reason, body, patch, status, meta["generation"])
-        if retry is not None:
-            raise kopf.TemporaryError(str(exc), delay=min(60, 2 ** min(retry, 5))) from exc
+    ns = namespace or "default"
+    obs = await _observe(md, status, memo, ns, name, meta["generation"], constitutions_by_name, trainingjobs_by_name)
+    return await _apply(obs, build.decide(obs, now_iso()), memo, body, meta, patch)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def reconcile_model_deployment(retry: int, **kwargs: Any) -> None:
-    await _guarded(kwargs, retry)
+async def reconcile_model_deployment(
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    namespace: str | None,
+    name: str,
+    retry: int,
+    constitutions_by_name: Index | None = None,
+    trainingjobs_by_name: Index | None = None,
+    **_: Any,
+) -> None:
+    """A created, changed or resumed ModelDeployment: an invalid spec fails for good, an outage is retried."""
+    try:
+        decision = await _reconcile(
+            spec, meta, status, body, patch, memo, namespace, name, constitutions_by_name, trainingjobs_by_name
+        )
+    except ValidationError as exc:
+        events.warning(body, Reason.INVALID_SPEC, str(exc))
+        raise kopf.PermanentError(f"invalid ModelDeployment spec: {exc}") from exc
+    if decision.outage is not None:
+        raise kopf.TemporaryError(decision.outage.message, delay=min(60, 2 ** min(retry, 5)))
 
 
 def _deploying(status: kopf.Status, **_: Any) -> bool:
@@ -215,9 +237,29 @@ def _settled(status: kopf.Status, **_: Any) -> bool:
 @kopf.timer(
     GROUP, VERSION, PLURAL, id="follow_settled", interval=POLL_SECONDS, initial_delay=POLL_SECONDS, when=_settled
 )
-async def follow_model_deployment(**kwargs: Any) -> None:
-    """Re-gate and follow the Serve application: constitution changes, training results, replica health."""
-    await _guarded(kwargs, retry=None)
+async def follow_model_deployment(
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    namespace: str | None,
+    name: str,
+    constitutions_by_name: Index | None = None,
+    trainingjobs_by_name: Index | None = None,
+    **_: Any,
+) -> None:
+    """Re-gate and follow the Serve application: constitution changes, training results, replica health.
+
+    An outage is in the status and an event; the next tick tries again.
+    """
+    try:
+        await _reconcile(
+            spec, meta, status, body, patch, memo, namespace, name, constitutions_by_name, trainingjobs_by_name
+        )
+    except ValidationError:
+        return  # the change handler reported it
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -226,10 +268,11 @@ async def remove_model_deployment(
 ) -> None:
     override = (spec.get("rayCluster") or {}).get("address")
     ray = memo.rays.get(override)
+    app = build.app_name(namespace or "default", name)
     try:
-        changed, _ = await _apply(memo, ray, build.app_name(namespace or "default", name), None, deleting=True)
+        changed = await _put_serve(memo, ray, app, None, deleting=True)
     except RayUnavailable as exc:
         raise kopf.TemporaryError(f"cannot remove the Serve application yet: {exc}", delay=10) from exc
-    PHASES.forget("ModelDeployment", f"{namespace}/{name}")
+    PHASES.forget(KIND, f"{namespace}/{name}")
     if changed:
-        logger.info("removed Serve application %s", build.app_name(namespace or "default", name))
+        logger.info("removed Serve application %s", app)

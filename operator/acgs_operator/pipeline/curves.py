@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from acgs_operator.api.v1alpha1 import TrainingJobStatus
+from acgs_operator.pipeline.stages import status_of
 from acgs_operator.rayclient import RayError
 from acgs_operator.rayclient.http import DashboardClient
 from acgs_workloads.contract import ProgressEvent, parse_events
@@ -27,9 +29,9 @@ def loss_curve(log_text: str) -> list[dict[str, Any]]:
 
 def job_ref(training_job: dict[str, Any] | None) -> tuple[str, str] | None:
     """(dashboard URL, submission id) from ``status.rayJob``, if the job was submitted."""
-    ray_job = ((training_job or {}).get("status") or {}).get("rayJob") or {}
-    if ray_job.get("dashboardUrl") and ray_job.get("submissionId"):
-        return str(ray_job["dashboardUrl"]), str(ray_job["submissionId"])
+    ray_job = status_of(training_job, TrainingJobStatus).ray_job
+    if ray_job is not None and ray_job.dashboard_url and ray_job.submission_id:
+        return ray_job.dashboard_url, ray_job.submission_id
     return None
 
 

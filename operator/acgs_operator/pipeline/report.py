@@ -6,7 +6,16 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from acgs_operator.pipeline.stages import condition
+from acgs_operator.api.v1alpha1 import (
+    DeploymentComplianceStatus,
+    ModelDeploymentStatus,
+    ReplicaStatus,
+    TrainingJobStatus,
+)
+from acgs_operator.conditions import find
+from acgs_operator.pipeline.stages import status_of
+from acgs_operator.reasons import ConditionType
+from acgs_workloads.contract import TrainingMetrics
 
 PLOTS = {
     "training_curves.png": "Training loss per step (from the Ray job logs' progress events)",
@@ -25,58 +34,56 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
 def component_row(job: Mapping[str, Any] | None, component: str, name: str, curve: Sequence[Mapping[str, Any]] = (),
                   curve_error: str = "") -> dict[str, Any]:
     """One component's figures from its TrainingJob status (pure)."""
-    job = job or {}
-    status = job.get("status") or {}
-    metrics, compliance, model = status.get("metrics") or {}, status.get("compliance") or {}, status.get("model") or {}
-    compliant = condition(dict(job), "Compliant") or {}
-    spec = job.get("spec") or {}
+    status = status_of(job, TrainingJobStatus)
+    metrics, compliance, model = status.metrics or TrainingMetrics(), status.compliance, status.model
+    compliant = find(status.conditions, ConditionType.COMPLIANT)
+    spec = (job or {}).get("spec") or {}  # the sample manifest's fields, as applied
     return {
         "component": component,
         "trainingJob": name,
-        "phase": status.get("phase"),
+        "phase": status.phase,
         "examples": ((spec.get("dataset") or {}).get("generator") or {}).get("examples"),
         "epochs": (spec.get("training") or {}).get("epochs"),
-        "accuracy": metrics.get("accuracy"),
-        "precision": metrics.get("precision"),
-        "recall": metrics.get("recall"),
-        "f1": metrics.get("f1"),
-        "loss": metrics.get("loss"),
-        "samplesPerSecond": metrics.get("samplesPerSecond"),
-        "predictorP99Ms": metrics.get("p99LatencyMs"),
-        "compliance": compliance.get("score"),
-        "threshold": compliance.get("threshold"),
-        "constitutionHash": compliance.get("constitutionHash"),
-        "evaluatedExamples": compliance.get("evaluatedExamples"),
-        "violations": {v["principle"]: v["count"] for v in compliance.get("violations") or []},
-        "gatePassed": compliant.get("status") == "True",
-        "gateMessage": compliant.get("message", ""),
-        "sha256": model.get("sha256"),
-        "modelUri": model.get("uri"),
-        "sizeBytes": model.get("sizeBytes"),
-        "restarts": status.get("restarts"),
-        "trainSeconds": _seconds_between(status.get("startTime"), status.get("completionTime")),
-        "rayJob": (status.get("rayJob") or {}).get("submissionId"),
+        "accuracy": metrics.accuracy,
+        "precision": metrics.precision,
+        "recall": metrics.recall,
+        "f1": metrics.f1,
+        "loss": metrics.loss,
+        "samplesPerSecond": metrics.samples_per_second,
+        "predictorP99Ms": metrics.p99_latency_ms,
+        "compliance": compliance.score if compliance else None,
+        "threshold": compliance.threshold if compliance else None,
+        "constitutionHash": compliance.constitution_hash if compliance else None,
+        "evaluatedExamples": compliance.evaluated_examples if compliance else None,
+        "violations": {v.principle: v.count for v in compliance.violations} if compliance else {},
+        "gatePassed": compliant is not None and compliant.status == "True",
+        "gateMessage": compliant.message if compliant else "",
+        "sha256": model.sha256 if model else None,
+        "modelUri": model.uri if model else None,
+        "sizeBytes": model.size_bytes if model else None,
+        "restarts": status.restarts,
+        "trainSeconds": _seconds_between(status.start_time, status.completion_time),
+        "rayJob": status.ray_job.submission_id if status.ray_job else None,
         "curve": list(curve),
         "curveError": curve_error,
     }
 
 
 def deployment_row(md: Mapping[str, Any] | None, component: str, name: str) -> dict[str, Any]:
-    md = md or {}
-    status = md.get("status") or {}
-    compliance, replicas = status.get("compliance") or {}, status.get("replicas") or {}
+    status = status_of(md, ModelDeploymentStatus)
+    compliance, replicas = status.compliance or DeploymentComplianceStatus(), status.replicas or ReplicaStatus()
     return {
         "modelDeployment": name,
         "component": component,
-        "phase": status.get("phase"),
-        "url": status.get("url"),
-        "routes": status.get("routes") or [],
-        "sha256": (status.get("model") or {}).get("sha256"),
-        "complianceScore": compliance.get("score"),
-        "minScore": compliance.get("gate"),
-        "reason": compliance.get("reason"),
-        "replicasReady": replicas.get("ready"),
-        "replicasDesired": replicas.get("desired"),
+        "phase": status.phase,
+        "url": status.url,
+        "routes": list(status.routes),
+        "sha256": status.model.sha256 if status.model else None,
+        "complianceScore": compliance.score,
+        "minScore": compliance.gate,
+        "reason": compliance.reason,
+        "replicasReady": replicas.ready,
+        "replicasDesired": replicas.desired,
     }
 
 

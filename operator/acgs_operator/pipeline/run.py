@@ -17,10 +17,19 @@ from typing import Any
 import httpx
 from rich.console import Console
 
+from acgs_operator.api.v1alpha1 import ConstitutionStatus, ModelDeploymentStatus
 from acgs_operator.pipeline import curves, plots, profiles, report, routes, samples, summary
 from acgs_operator.pipeline.board import Board
 from acgs_operator.pipeline.kube import Kube
-from acgs_operator.pipeline.stages import Stages, State, View, constitution_view, deployment_view, training_view
+from acgs_operator.pipeline.stages import (
+    Stages,
+    State,
+    View,
+    constitution_view,
+    deployment_view,
+    status_of,
+    training_view,
+)
 from acgs_operator.pipeline.watch import wait_all
 
 STACK, CONSTITUTION, ROUTES = "stack", "constitution", "routes"
@@ -134,7 +143,7 @@ class Pipeline:
         last = wait_all(kube, board, kind="Constitution", namespace=ns, stages={CONSTITUTION: name},
                         view=constitution_view, started=lambda k: board.stages[k].started,
                         per_stage_timeout=120, overall_timeout=120, stop=self.stop)
-        self.constitution_hash = ((last.get(CONSTITUTION) or {}).get("status") or {}).get("hash", "")
+        self.constitution_hash = status_of(last.get(CONSTITUTION), ConstitutionStatus).hash or ""
 
     def _train(self, kube: Kube, board: Board) -> None:
         ns = self.opts.namespace
@@ -162,10 +171,10 @@ class Pipeline:
         served = []
         for md in self.plan.deployments:
             name = md["metadata"]["name"]
-            status = (self.deployments.get(name) or {}).get("status") or {}
-            if status.get("phase") == "Ready" and status.get("url"):
+            status = status_of(self.deployments.get(name), ModelDeploymentStatus)
+            if status.phase == "Ready" and status.url:
                 component = samples.deployment_component(md, self.plan.training_jobs)
-                served.append(routes.Served(component, name, status["url"]))
+                served.append(routes.Served(component, name, status.url))
         return served
 
     def _routes(self, board: Board) -> None:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
+from acgs_operator.api.v1alpha1 import ConstitutionStatus, ModelDeploymentStatus, TrainingJobStatus
 from acgs_operator.conditions import find
+from acgs_operator.reasons import ConditionType
+
+S = TypeVar("S", bound=BaseModel)
 
 
 class State(StrEnum):
@@ -85,47 +92,51 @@ class Stages:
         return [s.row() for s in self.items.values()]
 
 
-def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    found = find((obj.get("status") or {}).get("conditions"), type_)
-    return dict(found) if found is not None else None
+def status_of(obj: Mapping[str, Any] | None, model: type[S]) -> S:
+    """The status of a kubectl JSON object as its v1alpha1 status model (empty when it has none)."""
+    return model.model_validate((obj or {}).get("status") or {})
 
 
-def _fresh(obj: dict[str, Any]) -> bool:
+def _fresh(obj: Mapping[str, Any], status: ConstitutionStatus | TrainingJobStatus | ModelDeploymentStatus) -> bool:
     """The status describes the current generation (not a previous spec)."""
-    status = obj.get("status") or {}
-    return status.get("observedGeneration") == (obj.get("metadata") or {}).get("generation")
+    return status.observed_generation == (obj.get("metadata") or {}).get("generation")
+
+
+def _first_line(text: str) -> str:
+    lines = text.splitlines()
+    return lines[0] if lines else ""
 
 
 def training_view(obj: dict[str, Any] | None) -> View:
     """A TrainingJob's stage: done when it Succeeded and is Compliant; failed when Failed or non-compliant."""
     if obj is None:
         return View(State.PENDING, "not created")
-    status = obj.get("status") or {}
-    phase = status.get("phase") or "Pending"
-    if not _fresh(obj):
+    status = status_of(obj, TrainingJobStatus)
+    phase = status.phase or "Pending"
+    if not _fresh(obj, status):
         return View(State.PENDING, phase)
-    progress = status.get("progress") or {}
-    percent = progress.get("percent")
+    progress = status.progress
     if phase == "Succeeded":
-        compliant = condition(obj, "Compliant") or {}
-        metrics, compliance = status.get("metrics") or {}, status.get("compliance") or {}
-        summary = f"accuracy {_fmt(metrics.get('accuracy'))}, compliance {_fmt(compliance.get('score'))}"
-        if compliant.get("status") == "True":
+        compliant = find(status.conditions, ConditionType.COMPLIANT)
+        accuracy = status.metrics.accuracy if status.metrics else None
+        score = status.compliance.score if status.compliance else None
+        summary = f"accuracy {_fmt(accuracy)}, compliance {_fmt(score)}"
+        if compliant is not None and compliant.status == "True":
             return View(State.DONE, summary, 100.0)
-        return View(State.FAILED, f"{summary}; gate failed: {compliant.get('message') or 'not compliant'}", 100.0)
+        why = (compliant.message if compliant else "") or "not compliant"
+        return View(State.FAILED, f"{summary}; gate failed: {why}", 100.0)
     if phase == "Failed":
-        failed = condition(obj, "Failed") or {}
-        message = (failed.get("message") or "").splitlines()
-        return View(State.FAILED, f"{failed.get('reason', 'Failed')}: {message[0] if message else ''}".rstrip(": "))
+        failed = find(status.conditions, ConditionType.FAILED)
+        reason = (failed.reason if failed is not None else "") or "Failed"
+        return View(State.FAILED, f"{reason}: {_first_line(failed.message if failed else '')}".rstrip(": "))
     if phase in ("Pending", "Suspended"):
-        submitted = condition(obj, "Submitted") or {}
-        return View(State.PENDING, submitted.get("message") or phase)
-    if progress:
-        loss = progress.get("loss")
-        detail = f"{phase}: epoch {progress.get('epoch')}/{progress.get('totalEpochs')}, step {progress.get('step')}"
-        if loss is not None:
-            detail += f", loss {loss:.4f}"
-        return View(State.RUNNING, detail, percent)
+        submitted = find(status.conditions, ConditionType.SUBMITTED)
+        return View(State.PENDING, (submitted.message if submitted else "") or phase)
+    if progress is not None:
+        detail = f"{phase}: epoch {progress.epoch}/{progress.total_epochs}, step {progress.step}"
+        if progress.loss is not None:
+            detail += f", loss {progress.loss:.4f}"
+        return View(State.RUNNING, detail, progress.percent)
     return View(State.RUNNING, phase, 0.0)
 
 
@@ -133,33 +144,33 @@ def deployment_view(obj: dict[str, Any] | None) -> View:
     """A ModelDeployment's stage: done when Ready; failed when Blocked or Failed (with the reason)."""
     if obj is None:
         return View(State.PENDING, "not created")
-    status = obj.get("status") or {}
-    phase = status.get("phase") or "Pending"
-    if not _fresh(obj):
+    status = status_of(obj, ModelDeploymentStatus)
+    phase = status.phase or "Pending"
+    if not _fresh(obj, status):
         return View(State.PENDING, phase)
     if phase == "Ready":
-        return View(State.DONE, f"Ready at {status.get('url', '?')}", 100.0)
+        return View(State.DONE, f"Ready at {status.url or '?'}", 100.0)
     if phase in ("Blocked", "Failed"):
-        cond = condition(obj, "CompliancePassed" if phase == "Blocked" else "Ready") or {}
-        first = (cond.get("message") or "").splitlines()
-        return View(State.FAILED, f"{phase} ({cond.get('reason', '?')}): {first[0] if first else ''}".rstrip(": "))
-    replicas = status.get("replicas") or {}
-    detail = phase
-    if replicas:
-        detail += f": {replicas.get('ready', 0)}/{replicas.get('desired', '?')} replicas ready"
+        cond = find(status.conditions, ConditionType.COMPLIANCE_PASSED if phase == "Blocked" else ConditionType.READY)
+        reason, message = (cond.reason or "?", cond.message) if cond is not None else ("?", "")
+        return View(State.FAILED, f"{phase} ({reason}): {_first_line(message)}".rstrip(": "))
+    detail: str = phase
+    if status.replicas is not None and status.replicas.wire():
+        desired = status.replicas.desired if status.replicas.desired is not None else "?"
+        detail += f": {status.replicas.ready or 0}/{desired} replicas ready"
     return View(State.RUNNING, detail)
 
 
 def constitution_view(obj: dict[str, Any] | None) -> View:
     if obj is None:
         return View(State.PENDING, "not created")
-    status = obj.get("status") or {}
-    valid = condition(obj, "Valid")
-    if not _fresh(obj) or valid is None:
+    status = status_of(obj, ConstitutionStatus)
+    valid = find(status.conditions, ConditionType.VALID)
+    if not _fresh(obj, status) or valid is None:
         return View(State.RUNNING, "compiling")
-    if valid.get("status") == "True":
-        return View(State.DONE, f"Valid, hash {status.get('hash')}", 100.0)
-    return View(State.FAILED, f"not Valid: {valid.get('message', '')}")
+    if valid.status == "True":
+        return View(State.DONE, f"Valid, hash {status.hash}", 100.0)
+    return View(State.FAILED, f"not Valid: {valid.message}")
 
 
 def _fmt(value: Any) -> str:

@@ -1,4 +1,9 @@
-"""TrainingJob as pure functions: spec -> Ray job request, Ray job + published events -> status."""
+"""TrainingJob as pure functions: spec -> Ray job request; what was observed of the Ray job -> decision.
+
+A decision is the status to write (a :class:`TrainingJobStatus` model holding only the fields to change:
+the status subresource is merge-patched, so a field left unset keeps its value), the events to post, and
+whether kopf should retry.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,12 @@ import datetime as dt
 import json
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from acgs_operator.api.v1alpha1 import TrainingJobSpec
-from acgs_operator.conditions import Condition, set_condition
+from acgs_operator.api.v1alpha1 import RayJobStatus, TrainingJobSpec, TrainingJobStatus
+from acgs_operator.conditions import Condition, ConditionStatus, find, set_condition
+from acgs_operator.events import Event
 from acgs_operator.rayclient import JobInfo, JobStatus
 from acgs_operator.reasons import ConditionType, Reason
 from acgs_workloads.contract import (
@@ -21,6 +27,7 @@ from acgs_workloads.contract import (
 )
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+STARTING_PHASES = ("Pending", "Submitted")  # followed every second: apply -> Running takes seconds
 LOG_TAIL_LINES = 25
 LOG_TAIL_CHARS = 2000
 
@@ -99,14 +106,90 @@ def _ms_to_iso(ms: int | None) -> str | None:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True)
-class Observation:
-    """What the operator saw of one generation's Ray job."""
+# --------------------------------------------------------------------------- what a handler works on and sees
 
-    job: JobInfo | None
+
+@dataclass(frozen=True)
+class Target:
+    """One generation of one TrainingJob, parsed from the kopf kwargs: its spec and the status read back."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    spec: TrainingJobSpec
+    status: TrainingJobStatus
+
+    @property
+    def submission_id(self) -> str:
+        return submission_id(self.name, self.uid, self.generation)
+
+    @property
+    def recorded_submission_id(self) -> str | None:
+        """The Ray job the status names (this generation's, an older one's, or None)."""
+        return self.status.ray_job.submission_id if self.status.ray_job else None
+
+    @property
+    def resubmissions(self) -> int:
+        """Times this generation's Ray job was submitted again so far (0 when the status names another job)."""
+        ray_job = self.status.ray_job
+        if ray_job is None or ray_job.submission_id != self.submission_id:
+            return 0
+        return ray_job.resubmissions or 0
+
+    @property
+    def budget(self) -> int:
+        return self.spec.fault_tolerance.max_failures
+
+    @property
+    def done(self) -> bool:
+        """This generation finished (Succeeded or Failed): nothing to re-attach to."""
+        return self.status.observed_generation == self.generation and self.status.phase in TERMINAL_PHASES
+
+
+@dataclass
+class Observation:
+    """What a handler saw of this generation's Ray job, and what it did to it (stop, submit) on the way.
+
+    Filled in by the handler's observe step, read (never changed) by :func:`decide`.
+    """
+
+    job: JobInfo | None = None
     events: Sequence[ProgressEvent | ResultEvent] = ()
     logs: str = ""
     resubmissions: int = 0  # times this generation's job was submitted again after its cluster forgot it
+    submitted: RayJobRequest | None = None  # submitted by this call (for the first time, or again)
+    resubmitted: bool = False  # ... again: the cluster had forgotten it
+    stopped_previous: str | None = None  # an older generation's job, stopped by this call
+    suspended: bool = False  # spec.suspend is true
+    stopped: bool = False  # ... and this call stopped this generation's job
+    done: bool = False  # this generation already finished
+    waiting: str = ""  # why the job cannot be submitted yet (its Constitution is not Valid)
+    lost: bool = False  # the cluster forgot the job and spec.faultTolerance.maxFailures is spent
+    deadline_exceeded: bool = False  # spec.activeDeadlineSeconds passed; the job was stopped
+    outage: str = ""  # the Ray cluster could not be reached (RayUnavailable)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Ask kopf to run the handler again (kopf.TemporaryError)."""
+
+    message: str
+    delay: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: TrainingJobStatus | None = None  # what to merge into status; None: leave it alone
+    events: tuple[Event, ...] = ()
+    retry: Retry | None = None
+    error: Reason | None = None  # counted in acgs_operator_errors_total
+    reconciled: bool = False  # counted as a successful reconcile
+    started_running: bool = False  # the phase just became Running (apply-to-running latency)
+    phase: str | None = None  # the phase after this decision (the acgs_resources gauge)
+
+
+# --------------------------------------------------------------------------- statuses
 
 
 def observed_status(
@@ -116,42 +199,44 @@ def observed_status(
     conditions: Sequence[Condition] | None,
     now: str,
     dashboard_url: str,
-) -> dict[str, Any]:
+) -> TrainingJobStatus:
     """Status of a TrainingJob from its Ray job and the events the run published (pure)."""
     progress, result = latest(obs.events)
-    patch: dict[str, Any] = {"observedGeneration": generation}
-    conds = list(conditions or [])
+    status = TrainingJobStatus(observed_generation=generation, conditions=list(conditions or []))
+    submitted_now = obs.submitted is not None and not obs.resubmitted
 
-    def cond(type_: ConditionType, status: bool, reason: str, message: str) -> None:
-        nonlocal conds
-        conds = set_condition(conds, type_, status, reason, message, generation, now)
+    def cond(type_: ConditionType, value: bool | ConditionStatus, reason: str, message: str) -> None:
+        status.conditions = set_condition(status.conditions, type_, value, reason, message, generation, now)
 
     if obs.job is None:
-        patch["phase"] = "Pending"
-        patch["conditions"] = conds
-        return patch
+        status.phase = "Pending"
+        status.start_time = now if submitted_now else None
+        return status
 
     job = obs.job
-    patch["rayJob"] = {"submissionId": job.submission_id, "status": job.status.value, "dashboardUrl": dashboard_url}
-    if obs.resubmissions:
-        patch["rayJob"]["resubmissions"] = obs.resubmissions
-    if start := _ms_to_iso(job.start_time_ms):
-        patch["startTime"] = start
+    status.ray_job = RayJobStatus(
+        submission_id=job.submission_id,
+        status=job.status.value,
+        dashboard_url=dashboard_url,
+        resubmissions=obs.resubmissions or None,
+    )
+    status.start_time = _ms_to_iso(job.start_time_ms) or (now if submitted_now else None)
     if progress is not None:
-        patch["progress"] = progress.progress.wire()
+        status.progress = progress.progress
     cond(ConditionType.SUBMITTED, True, Reason.SUBMITTED, f"Ray job {job.submission_id} submitted")
 
     if job.status is JobStatus.PENDING:
-        patch["phase"] = "Submitted"
+        status.phase = "Submitted"
     elif job.status is JobStatus.RUNNING:
         evaluating = progress is not None and progress.progress.percent >= 100.0
-        patch["phase"] = "Evaluating" if evaluating else "Running"
+        status.phase = "Evaluating" if evaluating else "Running"
         reason = Reason.EVALUATING if evaluating else Reason.RUNNING
         cond(ConditionType.RUNNING, True, reason, "evaluating the model" if evaluating else "training")
     elif job.status is JobStatus.SUCCEEDED and result is not None:
-        patch.update(_result_fields(result))
-        patch["phase"] = "Succeeded"
-        patch["completionTime"] = _ms_to_iso(job.end_time_ms) or now
+        status.metrics, status.compliance, status.model = result.metrics, result.compliance, result.model
+        status.restarts = result.restarts
+        status.phase = "Succeeded"
+        status.completion_time = _ms_to_iso(job.end_time_ms) or now
         cond(ConditionType.RUNNING, False, Reason.SUCCEEDED, "the Ray job finished")
         cond(ConditionType.COMPLETE, True, Reason.SUCCEEDED, _summary(result))
         cond(ConditionType.FAILED, False, Reason.SUCCEEDED, "")
@@ -167,13 +252,12 @@ def observed_status(
         cond(ConditionType.COMPLIANT, passed, reason, message)
     else:
         reason, message = _failure(job, result, obs.logs)
-        patch["phase"] = "Failed"
-        patch["completionTime"] = _ms_to_iso(job.end_time_ms) or now
+        status.phase = "Failed"
+        status.completion_time = _ms_to_iso(job.end_time_ms) or now
         cond(ConditionType.RUNNING, False, reason, message)
         cond(ConditionType.FAILED, True, reason, message)
         cond(ConditionType.COMPLETE, False, reason, "the job did not complete")
-    patch["conditions"] = conds
-    return patch
+    return status
 
 
 def _failure(job: JobInfo, result: ResultEvent | None, logs: str) -> tuple[Reason, str]:
@@ -182,15 +266,6 @@ def _failure(job: JobInfo, result: ResultEvent | None, logs: str) -> tuple[Reaso
     if job.status is JobStatus.STOPPED:
         return Reason.RAY_JOB_STOPPED, f"the Ray job was stopped outside ACGS: {job.message}"
     return Reason.RAY_JOB_FAILED, f"{job.message}\nlog tail:\n{log_tail(logs)}".strip()
-
-
-def _result_fields(result: ResultEvent) -> dict[str, Any]:
-    return {
-        "metrics": result.metrics.wire(),
-        "compliance": result.compliance.wire(),
-        "model": result.model.wire(),
-        "restarts": result.restarts,
-    }
 
 
 def _summary(result: ResultEvent) -> str:
@@ -214,45 +289,49 @@ def lost_message(submission_id: str, resubmissions: int, budget: int) -> str:
     )
 
 
-def suspended_status(generation: int, conditions: Sequence[Condition] | None, now: str) -> dict[str, Any]:
-    return {
-        "phase": "Suspended",
-        "observedGeneration": generation,
-        "conditions": set_condition(
+def deadline_message(deadline_seconds: int | None, submission_id: str) -> str:
+    return f"activeDeadlineSeconds={deadline_seconds} exceeded; stopped Ray job {submission_id}"
+
+
+def suspended_status(generation: int, conditions: Sequence[Condition] | None, now: str) -> TrainingJobStatus:
+    return TrainingJobStatus(
+        phase="Suspended",
+        observed_generation=generation,
+        conditions=set_condition(
             conditions, ConditionType.RUNNING, False, Reason.SUSPENDED, "spec.suspend is true", generation, now
         ),
-    }
+    )
 
 
 def pending_status(
     reason: Reason, message: str, generation: int, conditions: Sequence[Condition] | None, now: str
-) -> dict[str, Any]:
+) -> TrainingJobStatus:
     """Waiting on something outside the job (constitution not Valid, Ray unreachable)."""
-    return {
-        "phase": "Pending",
-        "observedGeneration": generation,
-        "conditions": set_condition(conditions, ConditionType.SUBMITTED, False, reason, message, generation, now),
-    }
+    return TrainingJobStatus(
+        phase="Pending",
+        observed_generation=generation,
+        conditions=set_condition(conditions, ConditionType.SUBMITTED, False, reason, message, generation, now),
+    )
 
 
 def unreachable_status(
     message: str, generation: int, conditions: Sequence[Condition] | None, now: str
-) -> dict[str, Any]:
+) -> TrainingJobStatus:
     """A submitted job whose Ray cluster cannot be reached: the phase stays, Running becomes Unknown."""
-    return {
-        "observedGeneration": generation,
-        "conditions": set_condition(
+    return TrainingJobStatus(
+        observed_generation=generation,
+        conditions=set_condition(
             conditions, ConditionType.RUNNING, "Unknown", Reason.RAY_UNAVAILABLE, message, generation, now
         ),
-    }
+    )
 
 
 def failed_status(
     reason: Reason, message: str, generation: int, conditions: Sequence[Condition] | None, now: str
-) -> dict[str, Any]:
+) -> TrainingJobStatus:
     conds = set_condition(conditions, ConditionType.FAILED, True, reason, message, generation, now)
     conds = set_condition(conds, ConditionType.RUNNING, False, reason, message, generation, now)
-    return {"phase": "Failed", "observedGeneration": generation, "completionTime": now, "conditions": conds}
+    return TrainingJobStatus(phase="Failed", observed_generation=generation, completion_time=now, conditions=conds)
 
 
 def deadline_exceeded(start_time: str | None, deadline_seconds: int | None, now: dt.datetime) -> bool:
@@ -260,3 +339,120 @@ def deadline_exceeded(start_time: str | None, deadline_seconds: int | None, now:
         return False
     started = dt.datetime.strptime(start_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     return (now - started).total_seconds() > deadline_seconds
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def invalid_spec(message: str, generation: int, now: str) -> Decision:
+    """A spec the API server let through but the operator cannot use: a permanent failure."""
+    return Decision(
+        status=failed_status(Reason.INVALID_SPEC, message, generation, None, now),
+        events=(Event.warning(Reason.INVALID_SPEC, message),),
+        phase="Failed",
+    )
+
+
+def decide(
+    target: Target,
+    obs: Observation,
+    *,
+    now: str,
+    dashboard_url: str,
+    following: bool = False,
+    retry: int = 0,
+) -> Decision:
+    """The status, events and retry for what a handler observed (pure).
+
+    ``following`` is the timer that follows a submitted job (an outage keeps its phase and warns once);
+    otherwise the create/update/resume reconciler (an outage is retried with backoff).
+    """
+    decision = _decide(target, obs, now=now, dashboard_url=dashboard_url, following=following, retry=retry)
+    written = decision.status.phase if decision.status is not None else None
+    return replace(decision, phase=written or target.status.phase)
+
+
+def _decide(target: Target, obs: Observation, *, now: str, dashboard_url: str, following: bool, retry: int) -> Decision:
+    generation, conditions, sid = target.generation, target.status.conditions, target.submission_id
+    acted = _action_events(target, obs, dashboard_url)
+    if obs.outage:
+        if following:
+            before = find(conditions, ConditionType.RUNNING)
+            first = before is None or before.reason != Reason.RAY_UNAVAILABLE
+            return Decision(
+                status=unreachable_status(obs.outage, generation, conditions, now),
+                events=(*acted, *([Event.warning(Reason.RAY_UNAVAILABLE, obs.outage)] if first else [])),
+                error=Reason.RAY_UNAVAILABLE,
+            )  # the timer comes back at its interval: that is the backoff
+        pending = pending_status(Reason.RAY_UNAVAILABLE, obs.outage, generation, conditions, now)
+        if obs.submitted is not None and not obs.resubmitted:
+            pending.start_time = now  # submitted before the cluster went away
+        return Decision(
+            status=pending,
+            events=(*acted, Event.warning(Reason.RAY_UNAVAILABLE, obs.outage)),
+            retry=Retry(obs.outage, delay=min(60, 2 ** min(retry, 5))),
+            error=Reason.RAY_UNAVAILABLE,
+        )
+    if obs.suspended:
+        return Decision(status=suspended_status(generation, conditions, now), events=acted)
+    if obs.done:
+        return Decision(events=acted)
+    if obs.waiting:
+        return Decision(
+            status=pending_status(Reason.CONSTITUTION_NOT_READY, obs.waiting, generation, conditions, now),
+            events=acted,
+            retry=Retry(obs.waiting, delay=5),
+        )
+    if obs.deadline_exceeded:
+        message = deadline_message(target.spec.active_deadline_seconds, sid)
+        return Decision(
+            status=failed_status(Reason.DEADLINE_EXCEEDED, message, generation, conditions, now),
+            events=(*acted, Event.warning(Reason.DEADLINE_EXCEEDED, message)),
+        )
+    if obs.lost:
+        message = lost_message(sid, target.resubmissions, target.budget)
+        return Decision(
+            status=failed_status(Reason.RAY_JOB_LOST, message, generation, conditions, now),
+            events=(*acted, Event.warning(Reason.RAY_JOB_LOST, message)),
+        )
+    status = observed_status(obs, generation=generation, conditions=conditions, now=now, dashboard_url=dashboard_url)
+    recorded = target.status.ray_job
+    if status.ray_job and not status.ray_job.resubmissions and recorded and recorded.resubmissions:
+        status.ray_job.resubmissions = 0  # an older generation's count: merge-patch would keep it otherwise
+    old_phase = target.status.phase
+    return Decision(
+        status=status,
+        events=(*acted, *_phase_events(old_phase, status)),
+        reconciled=not following,
+        started_running=status.phase == "Running" and old_phase != "Running",
+    )
+
+
+def _action_events(target: Target, obs: Observation, dashboard_url: str) -> tuple[Event, ...]:
+    """The events for what the observe step did, in the order it did it."""
+    out: list[Event] = []
+    if obs.stopped_previous:
+        out.append(Event.normal(Reason.SPEC_CHANGED, f"stopped Ray job {obs.stopped_previous} of an older generation"))
+    if obs.stopped:
+        out.append(Event.normal(Reason.SUSPENDED, f"stopped Ray job {target.submission_id}"))
+    if obs.submitted is not None:
+        sid, component = obs.submitted.submission_id, obs.submitted.config.component
+        out.append(Event.normal(Reason.SUBMITTED, f"submitted Ray job {sid} ({component}) to {dashboard_url}"))
+        if obs.resubmitted:
+            message = resubmitted_message(sid, obs.resubmissions, target.budget)
+            out.append(Event.warning(Reason.RAY_JOB_RESUBMITTED, message))
+    return tuple(out)
+
+
+def _phase_events(old_phase: str | None, new: TrainingJobStatus) -> list[Event]:
+    """One event when the phase changes: the failure, or the progress of a healthy job."""
+    phase = new.phase
+    if phase == old_phase:
+        return []
+    failed = find(new.conditions, ConditionType.FAILED)
+    if failed is not None and failed.status == "True":
+        return [Event.warning(Reason(failed.reason), failed.message)]
+    if phase in ("Running", "Evaluating", "Succeeded"):
+        complete = find(new.conditions, ConditionType.COMPLETE)
+        return [Event.normal(Reason(phase), complete.message if complete else f"phase {phase}")]
+    return []

@@ -139,3 +139,29 @@ def fake_index() -> type[FakeIndex]:
 @pytest.fixture
 def constitution_entry():  # type: ignore[no-untyped-def]
     return valid_constitution_entry
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch, as the API server applies kopf's status patches: null deletes a key,
+    an object is merged key by key, anything else (lists included) replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+class MergePatchedResource(Resource):
+    """A Resource whose status patches are applied with JSON merge-patch semantics (nulls delete)."""
+
+    def apply_patch(self) -> None:
+        self.raw["status"] = merge_patch(self.raw["status"], self.patch.get("status") or {})
+
+
+@pytest.fixture
+def make_merge_patched_resource() -> type[MergePatchedResource]:
+    return MergePatchedResource

@@ -6,7 +6,10 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from acgs_operator.api.v1alpha1 import ConstitutionStatus
 from acgs_operator.constitution import build as constitutions
+from acgs_operator.events import Event
+from acgs_operator.reasons import Reason
 
 GOOD = 'package acgs.privacy\n\nviolation contains "pii exposed" if input.decision.exposes_pii\n'
 BROKEN = "package acgs.broken\n\nviolation contains msg if {\n"
@@ -27,7 +30,7 @@ def test_valid_constitution_hash_and_status() -> None:
     verdict = constitutions.judge(s)
     assert verdict.valid and verdict.principles == 1
     assert verdict.hash == independent_hash(s["principles"])
-    status = constitutions.status_for(verdict, 2, None, "2026-01-01T00:00:00Z")
+    status = constitutions.status_for(verdict, 2, None, "2026-01-01T00:00:00Z").wire()
     assert status["phase"] == "Valid" and status["observedGeneration"] == 2 and status["hash"] == verdict.hash
     assert status["conditions"][0]["reason"] == "Compiled"
 
@@ -35,7 +38,7 @@ def test_valid_constitution_hash_and_status() -> None:
 def test_compile_error_names_the_principle_and_keeps_the_engine_message() -> None:
     verdict = constitutions.judge(spec(("privacy", GOOD), ("broken", BROKEN)))
     assert not verdict.valid and set(verdict.errors) == {"broken"}
-    status = constitutions.status_for(verdict, 1, None, "2026-01-01T00:00:00Z")
+    status = constitutions.status_for(verdict, 1, None, "2026-01-01T00:00:00Z").wire()
     condition = status["conditions"][0]
     assert status["phase"] == "Invalid" and condition["status"] == "False"
     assert condition["reason"] == "CompileFailed" and "principle broken:" in condition["message"]
@@ -49,3 +52,86 @@ def test_hash_depends_on_order_and_content() -> None:
 def test_malformed_spec_raises() -> None:
     with pytest.raises(ValidationError):
         constitutions.judge({"principles": [{"id": "Bad Id", "rego": GOOD}]})
+
+
+NOW = "2026-01-01T00:00:00Z"
+
+
+def test_decide_valid_first_time() -> None:
+    verdict = constitutions.judge(spec(("privacy", GOOD)))
+    d = constitutions.decide(verdict, ConstitutionStatus(), 1, NOW)
+    assert d.status.wire() == {
+        "phase": "Valid",
+        "hash": verdict.hash,
+        "principles": 1,
+        "observedGeneration": 1,
+        "conditions": [
+            {
+                "type": "Valid",
+                "status": "True",
+                "reason": "Compiled",
+                "message": "all 1 principles compile in the Rego engine",
+                "lastTransitionTime": NOW,
+                "observedGeneration": 1,
+            }
+        ],
+    }
+    message = f"all 1 principles compile in the Rego engine; hash {verdict.hash}"
+    assert d.events == (Event.normal(Reason.COMPILED, message),)
+    assert d.result == "valid"
+
+
+def test_decide_hash_change_and_compile_failure() -> None:
+    verdict = constitutions.judge(spec(("privacy", GOOD), ("broken", BROKEN)))
+    current = ConstitutionStatus.model_validate({"hash": "0123456789abcdef", "phase": "Valid", "observedGeneration": 1})
+    d = constitutions.decide(verdict, current, 2, NOW)
+    assert d.status.phase == "Invalid" and d.status.hash == verdict.hash and d.result == "compile_failed"
+    assert [(e.type, e.reason) for e in d.events] == [
+        ("Warning", Reason.COMPILE_FAILED),
+        ("Normal", Reason.HASH_CHANGED),
+    ]
+    assert d.events[1].message == f"constitution hash 0123456789abcdef -> {verdict.hash}"
+
+
+def test_decide_invalid_spec_keeps_the_last_hash() -> None:
+    current = ConstitutionStatus.model_validate({"hash": "0123456789abcdef", "principles": 3})
+    d = constitutions.decide(constitutions.InvalidSpec("principles.0.id: bad"), current, 4, NOW)
+    wire = d.status.wire()
+    assert "hash" not in wire and "principles" not in wire, "merge-patch keeps the last good hash"
+    assert wire["phase"] == "Invalid" and wire["conditions"][0]["reason"] == "InvalidSpec"
+    assert d.events == (Event.warning(Reason.INVALID_SPEC, "principles.0.id: bad"),) and d.result == "invalid"
+
+
+def entry(status: dict, generation: int = 1) -> dict:
+    return {"spec": spec(("privacy", GOOD)), "status": status, "generation": generation}
+
+
+VALID = {"type": "Valid", "status": "True", "reason": "Compiled", "message": ""}
+
+
+@pytest.mark.parametrize(
+    ("index_entry", "why"),
+    [
+        (None, "Constitution default not found"),
+        (entry({}), "Constitution default has not been checked yet"),
+        (
+            entry({"hash": "cdd01ef066bc6cf2", "observedGeneration": 1, "conditions": [VALID]}, generation=2),
+            "Constitution default has not been checked yet",
+        ),
+        (
+            entry({"observedGeneration": 1, "conditions": [{**VALID, "status": "False", "message": "principle x"}]}),
+            "Constitution default is not Valid: principle x",
+        ),
+    ],
+    ids=["missing", "unchecked", "stale", "invalid"],
+)
+def test_resolve_refuses(index_entry: dict | None, why: str) -> None:
+    assert constitutions.resolve(index_entry, "default") == (None, why)
+
+
+def test_resolve_a_valid_constitution() -> None:
+    status = {"hash": "cdd01ef066bc6cf2", "observedGeneration": 1, "conditions": [VALID], "kopf": {"x": 1}}
+    snapshot, why = constitutions.resolve(entry(status), "default")
+    assert why == "" and snapshot is not None
+    assert snapshot.name == "default" and snapshot.hash == "cdd01ef066bc6cf2"
+    assert [p.id for p in snapshot.principles] == ["privacy"]

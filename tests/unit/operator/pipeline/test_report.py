@@ -18,7 +18,7 @@ def training_job() -> dict[str, Any]:
             "startTime": "2026-01-01T00:00:00Z",
             "completionTime": "2026-01-01T00:01:05Z",
             "metrics": {"accuracy": 0.94, "precision": 0.93, "recall": 0.92, "f1": 0.942, "p99LatencyMs": 1.5},
-            "compliance": {"score": 0.995, "threshold": 0.9, "constitutionHash": "cd5ebfe6b284d24b",
+            "compliance": {"score": 0.995, "threshold": 0.9, "passed": True, "constitutionHash": "cd5ebfe6b284d24b",
                            "evaluatedExamples": 800, "violations": [{"principle": "privacy", "count": 4}]},
             "model": {"sha256": SHA, "uri": "/a/b", "sizeBytes": 10},
             "conditions": [{"type": "Compliant", "status": "True", "message": "compliance 0.995 >= 0.9"}],
@@ -53,6 +53,20 @@ def test_component_row_takes_every_figure_from_the_status() -> None:
     assert row["examples"] == 4000 and row["epochs"] == 3
     empty = report.component_row(None, "wina-optimization", "w", curve_error="no job")
     assert empty["accuracy"] is None and empty["gatePassed"] is False and empty["curveError"] == "no job"
+
+
+def test_deployment_row_takes_every_figure_from_the_status() -> None:
+    md = {"status": {"phase": "Ready", "url": "http://h/x", "routes": ["/x/predict"], "observedGeneration": 1,
+                     "model": {"uri": "file:///m", "sha256": SHA, "trainingJob": "ns/cai"},
+                     "compliance": {"constitutionHash": "cd5ebfe6b284d24b", "score": 0.99, "gate": 0.9,
+                                    "reason": "CompliancePassed"},
+                     "replicas": {"desired": 2, "ready": 1}}}
+    row = report.deployment_row(md, "constitutional-ai", "cai")
+    assert row == {"modelDeployment": "cai", "component": "constitutional-ai", "phase": "Ready", "url": "http://h/x",
+                   "routes": ["/x/predict"], "sha256": SHA, "complianceScore": 0.99, "minScore": 0.9,
+                   "reason": "CompliancePassed", "replicasReady": 1, "replicasDesired": 2}
+    empty = report.deployment_row(None, "constitutional-ai", "cai")
+    assert empty["phase"] is None and empty["routes"] == [] and empty["sha256"] is None
 
 
 def test_build_marks_failures_and_unfinished_stages() -> None:

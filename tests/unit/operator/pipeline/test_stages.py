@@ -19,6 +19,12 @@ def obj(status: dict[str, Any], generation: int = 1) -> dict[str, Any]:
     return {"metadata": {"generation": generation}, "status": {"observedGeneration": generation, **status}}
 
 
+def compliance(score: float, threshold: float = 0.9) -> dict[str, Any]:
+    """status.compliance as the TrainingJob handlers write it."""
+    return {"constitutionHash": "cdd01ef066bc6cf2", "score": score, "threshold": threshold,
+            "passed": score >= threshold, "evaluatedExamples": 200, "violations": []}
+
+
 def cond(type_: str, status: str, reason: str = "", message: str = "") -> dict[str, str]:
     return {"type": type_, "status": status, "reason": reason, "message": message}
 
@@ -31,9 +37,9 @@ def test_training_view_follows_the_phases() -> None:
                                                                  "percent": 55.5, "loss": 0.41234}}))
     assert running == View(State.RUNNING, "Running: epoch 2/3, step 40, loss 0.4123", 55.5)
     done = training_view(obj({"phase": "Succeeded", "metrics": {"accuracy": 0.9},
-                              "compliance": {"score": 0.95}, "conditions": [cond("Compliant", "True")]}))
+                              "compliance": compliance(0.95), "conditions": [cond("Compliant", "True")]}))
     assert done.state is State.DONE and "accuracy 0.9000, compliance 0.9500" in done.detail
-    gate = training_view(obj({"phase": "Succeeded", "compliance": {"score": 0.8},
+    gate = training_view(obj({"phase": "Succeeded", "compliance": compliance(0.8),
                               "conditions": [cond("Compliant", "False", message="compliance 0.8 < 0.9")]}))
     assert gate.state is State.FAILED and "gate failed: compliance 0.8 < 0.9" in gate.detail
     failed = training_view(obj({"phase": "Failed",
@@ -51,6 +57,14 @@ def test_deployment_view() -> None:
     assert blocked == View(State.FAILED, "Blocked (ComplianceBelowThreshold): 0.8 < 0.9")
     deploying = deployment_view(obj({"phase": "Deploying", "replicas": {"desired": 1, "ready": 0}}))
     assert deploying == View(State.RUNNING, "Deploying: 0/1 replicas ready")
+    failed = deployment_view(obj({"phase": "Failed", "conditions": [
+        cond("CompliancePassed", "True", "CompliancePassed", "ok"),
+        cond("Ready", "False", "DeployFailed", "Serve application DEPLOY_FAILED: boom\ntraceback")]}))
+    assert failed == View(State.FAILED, "Failed (DeployFailed): Serve application DEPLOY_FAILED: boom")
+    stale = {"metadata": {"generation": 2}, "status": {"observedGeneration": 1, "phase": "Ready", "url": "u"}}
+    assert deployment_view(stale) == View(State.PENDING, "Ready")
+    assert deployment_view(None) == View(State.PENDING, "not created")
+    assert deployment_view(obj({})) == View(State.RUNNING, "Pending")
 
 
 def test_constitution_view() -> None:

@@ -29,6 +29,12 @@ def run(coro: Any) -> Any:
 
 
 @pytest.fixture
+def make_resource(make_merge_patched_resource):  # type: ignore[no-untyped-def]
+    """Resources whose status patches are merged as the API server merges them (nested objects too)."""
+    return make_merge_patched_resource
+
+
+@pytest.fixture
 def reconcile(memo: kopf.Memo, constitution_index: Any):  # type: ignore[no-untyped-def]
     def _reconcile(resource: Any) -> None:
         try:
@@ -260,3 +266,80 @@ def test_restart_after_the_cluster_forgot_the_job_counts_a_resubmission(make_res
     reconcile(job)
     assert ray.submissions == 2 and job.status["phase"] == "Failed"
     assert job.condition("Failed")["reason"] == "RayJobLost"
+
+
+def test_a_new_generation_gets_its_own_resubmission_budget(make_resource, reconcile, follow, ray, recorded_events) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    job = make_resource("TrainingJob", SPEC)  # maxFailures defaults to 1
+    reconcile(job)
+    first = job.status["rayJob"]["submissionId"]
+    ray.set_job(first, JobStatus.RUNNING)
+    follow(job)
+    ray.jobs.clear()
+    follow(job)
+    assert job.status["rayJob"]["resubmissions"] == 1
+    job.change_spec(training={"epochs": 5})
+    reconcile(job)
+    second = job.status["rayJob"]["submissionId"]
+    assert second.endswith("-g2") and job.status["rayJob"]["resubmissions"] == 0, "not the older generation's count"
+    ray.set_job(second, JobStatus.RUNNING)
+    follow(job)
+    del ray.jobs[second]
+    follow(job)
+    assert job.status["phase"] == "Submitted" and job.status["rayJob"]["resubmissions"] == 1
+    assert recorded_events.reasons.count("RayJobResubmitted") == 2 and "RayJobLost" not in recorded_events.reasons
+
+
+def test_timers_follow_only_this_generations_job(make_resource, reconcile, follow, memo, ray, fake_index, recorded_events) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    job = make_resource("TrainingJob", SPEC)
+    assert not h._starting(**job.kwargs()) and not h._started(**job.kwargs())  # nothing submitted yet
+    reconcile(job)
+    assert h._starting(**job.kwargs()) and not h._started(**job.kwargs())
+    ray.set_job(job.status["rayJob"]["submissionId"], JobStatus.RUNNING)
+    follow(job)
+    assert h._started(**job.kwargs()) and not h._starting(**job.kwargs())
+    job.change_spec(training={"epochs": 5})  # ... while its Constitution is gone
+    with pytest.raises(kopf.TemporaryError, match="not found"):
+        run(h.reconcile_training_job(memo=memo, constitutions_by_name=fake_index(), **job.kwargs()))
+    job.apply_patch()
+    assert job.status["phase"] == "Pending" and job.status["observedGeneration"] == 2
+    assert not h._starting(**job.kwargs()) and not h._started(**job.kwargs()), "the g1 job is not g2's"
+    reconcile(job)  # kopf retries once the Constitution is back
+    assert job.status["rayJob"]["submissionId"].endswith("-g2") and h._starting(**job.kwargs())
+    job.change_spec(suspend=True)
+    reconcile(job)
+    assert job.status["phase"] == "Suspended" and not h._starting(**job.kwargs()) and not h._started(**job.kwargs())
+
+
+def test_suspend_posts_what_it_stopped(make_resource, reconcile, ray, recorded_events) -> None:  # type: ignore[no-untyped-def]
+    job = make_resource("TrainingJob", SPEC)
+    reconcile(job)
+    sid = job.status["rayJob"]["submissionId"]
+    ray.set_job(sid, JobStatus.RUNNING)
+    job.change_spec(suspend=True)
+    reconcile(job)
+    # suspending is a spec change: the job stopped is the older generation's (g2 never had one)
+    assert recorded_events.items[1:] == [("Normal", "SpecChanged", f"stopped Ray job {sid} of an older generation")]
+    assert ray.jobs[sid].status is JobStatus.STOPPED and ray.submissions == 1
+    assert job.condition("Running")["reason"] == "Suspended" and job.status["observedGeneration"] == 2
+
+
+def test_an_invalid_spec_fails_permanently(make_resource, reconcile, ray, recorded_events) -> None:  # type: ignore[no-untyped-def]
+    job = make_resource("TrainingJob", {**SPEC, "component": "no-such-component"})
+    with pytest.raises(kopf.PermanentError, match="invalid TrainingJob spec"):
+        reconcile(job)
+    assert ray.submissions == 0 and job.status["phase"] == "Failed"
+    assert job.condition("Failed")["reason"] == "InvalidSpec" and "component" in job.condition("Failed")["message"]
+    assert recorded_events.reasons == ["InvalidSpec"]
+
+
+def test_the_status_read_back_is_parsed_not_trusted(make_resource, reconcile, ray, recorded_events) -> None:  # type: ignore[no-untyped-def]
+    """Fields the model does not know (e.g. written by kopf or another version) are ignored, never written back."""
+    job = make_resource("TrainingJob", SPEC)
+    job.raw["status"] = {"kopf": {"progress": {}}, "rayJob": {"submissionId": None, "legacy": 1}}
+    reconcile(job)
+    assert job.patch["status"]["rayJob"] == {
+        "submissionId": "acgs-job-1234abcd-g1",
+        "status": "PENDING",
+        "dashboardUrl": ray.dashboard_url,
+    }
+    assert "kopf" not in job.patch["status"]

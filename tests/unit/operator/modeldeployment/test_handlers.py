@@ -1,0 +1,309 @@
+"""ModelDeployment handlers against the fake Ray client: kopf objects built by hand, merge-patched status."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from types import SimpleNamespace
+from typing import Any
+
+import kopf
+import pytest
+from prometheus_client import REGISTRY
+
+from acgs_operator.modeldeployment import build as mds
+from acgs_operator.modeldeployment import handlers as h
+from acgs_operator.rayclient import FakeRayClient
+from tests.unit.operator.conftest import MergePatchedResource, Recorder
+from tests.unit.operator.modeldeployment.common import HASH, MD_SPEC, tj_entry
+
+
+@pytest.fixture
+def md_memo(memo: kopf.Memo) -> kopf.Memo:
+    memo.serve_lock = asyncio.Lock()
+    return memo
+
+
+@pytest.fixture
+def world(fake_index, constitution_entry):  # type: ignore[no-untyped-def]
+    constitutions, jobs = fake_index(), fake_index()
+    constitutions.add(("ns", "default"), constitution_entry(HASH))
+    jobs.add(("ns", "job"), tj_entry())
+    return {"constitutions_by_name": constitutions, "trainingjobs_by_name": jobs}
+
+
+def reconcile(resource: Any, memo: kopf.Memo, world: dict[str, Any], retry: int = 0) -> None:
+    """The create/update/resume handler, then its status patch applied as the API server would."""
+
+    async def go() -> None:
+        memo.serve_lock = asyncio.Lock()
+        await h.reconcile_model_deployment(memo=memo, **world, **{**resource.kwargs(), "retry": retry})
+
+    try:
+        asyncio.run(go())
+    finally:
+        resource.apply_patch()
+
+
+def tick(resource: Any, memo: kopf.Memo, world: dict[str, Any]) -> None:
+    """One timer tick (kopf passes no ``retry`` to timers)."""
+
+    async def go() -> None:
+        memo.serve_lock = asyncio.Lock()
+        kwargs = {k: v for k, v in resource.kwargs().items() if k != "retry"}
+        await h.follow_model_deployment(memo=memo, **world, **kwargs)
+
+    try:
+        asyncio.run(go())
+    finally:
+        resource.apply_patch()
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+READY_SECONDS = "acgs_modeldeployment_apply_to_ready_seconds_count"
+RECONCILES = "acgs_operator_reconciles_total"
+ERRORS = "acgs_operator_errors_total"
+
+
+def test_deploys_then_ready(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    md = make_merge_patched_resource("ModelDeployment", MD_SPEC, name="md")
+    ready_before = sample(READY_SECONDS)
+    reconcile(md, md_memo, world)
+    assert set(ray.applications) == {"ns-md", mds.PLATFORM_APP}
+    assert md.status["phase"] == "Deploying" and md.condition("CompliancePassed")["status"] == "True"
+    assert ray.http_options == {"host": md_memo.config.serve_http_host, "port": md_memo.config.serve_http_port}
+    ray.set_app_status("ns-md", "RUNNING")
+    tick(md, md_memo, world)
+    assert md.status["phase"] == "Ready" and md.status["url"].endswith("/constitutional-ai")
+    assert md.status["routes"] == [
+        "/constitutional-ai/predict",
+        "/constitutional-ai/health",
+        "/constitutional-ai/metadata",
+    ]
+    assert md.status["model"] == {"uri": "file:///a/model.pt", "sha256": "d" * 64, "trainingJob": "ns/job"}
+    assert md.status["compliance"] == {
+        "constitutionHash": HASH,
+        "score": 0.97,
+        "gate": 0.9,
+        "reason": "CompliancePassed",
+    }
+    assert sample(READY_SECONDS) == ready_before + 1
+    puts = ray.serve_puts
+    reconcile(md, md_memo, world)
+    tick(md, md_memo, world)
+    assert ray.serve_puts == puts, "an unchanged deployment must not rewrite the Serve config"
+    assert sample(READY_SECONDS) == ready_before + 1, "Ready once, observed once"
+    assert recorded_events.reasons == ["Deploying", "Ready"]
+
+
+def test_constitution_change_withdraws_the_route(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    md = make_merge_patched_resource("ModelDeployment", MD_SPEC, name="md")
+    reconcile(md, md_memo, world)
+    ray.set_app_status("ns-md", "RUNNING")
+    reconcile(md, md_memo, world)
+    assert md.status["url"]
+    entry = world["constitutions_by_name"][("ns", "default")][0]
+    world["constitutions_by_name"].add(("ns", "default"), {**entry, "status": {**entry["status"], "hash": "1" * 16}})
+    tick(md, md_memo, world)
+    assert "ns-md" not in ray.applications and md.status["phase"] == "Blocked"
+    assert mds.PLATFORM_APP in ray.applications, "the proxy stays up: the withdrawn route answers 404"
+    assert md.condition("CompliancePassed")["reason"] == "ConstitutionChanged"
+    assert any("re-run TrainingJob ns/job" in m for _, _, m in recorded_events.items)
+    assert "url" not in md.status and md.status["routes"] == [], "a withdrawn deployment has no URL"
+    assert md.status["replicas"] == {"desired": 0, "ready": 0}
+    assert recorded_events.items[-2][1:] == ("ConstitutionChanged", recorded_events.items[-2][2])
+    assert recorded_events.items[-2][2].startswith("Serve application withdrawn: ")
+
+
+def test_two_deployments_coexist_and_delete_removes_only_one(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    a = make_merge_patched_resource("ModelDeployment", MD_SPEC, name="a")
+    b = make_merge_patched_resource("ModelDeployment", {**MD_SPEC, "routePrefix": "/second"}, name="b")
+    reconcile(a, md_memo, world)
+    reconcile(b, md_memo, world)
+    assert set(ray.applications) == {"ns-a", "ns-b", mds.PLATFORM_APP}
+    assert ray.applications["ns-b"].route_prefix == "/second"
+    asyncio.run(_delete(a, md_memo))
+    assert set(ray.applications) == {"ns-b", mds.PLATFORM_APP}
+    asyncio.run(_delete(b, md_memo))
+    assert ray.applications == {}
+
+
+async def _delete(resource: Any, memo: kopf.Memo) -> None:
+    memo.serve_lock = asyncio.Lock()
+    await h.remove_model_deployment(memo=memo, **resource.kwargs())
+
+
+def test_delete_during_a_ray_outage_is_retried(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    md = make_merge_patched_resource("ModelDeployment", MD_SPEC, name="md")
+    reconcile(md, md_memo, world)
+    ray.unavailable = True
+    with pytest.raises(kopf.TemporaryError):
+        asyncio.run(_delete(md, md_memo))
+    ray.unavailable = False
+    asyncio.run(_delete(md, md_memo))
+    assert ray.applications == {}
+
+
+def test_min_score_blocks_with_reason(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    md = make_merge_patched_resource("ModelDeployment", {**MD_SPEC, "compliance": {"minScore": 0.99}}, name="md")
+    before = sample(RECONCILES, kind="ModelDeployment", result="blocked")
+    reconcile(md, md_memo, world)
+    assert ray.applications == {} and md.status["phase"] == "Blocked"
+    assert md.status["compliance"]["reason"] == "ComplianceBelowThreshold" and md.status["compliance"]["gate"] == 0.99
+    assert ("Warning", "ComplianceBelowThreshold") in [(t, r) for t, r, _ in recorded_events.items]
+    assert sample(RECONCILES, kind="ModelDeployment", result="blocked") == before + 1
+    tick(md, md_memo, world)
+    assert recorded_events.reasons == ["ComplianceBelowThreshold"], "an unchanged phase is not announced again"
+
+
+def test_training_not_complete_blocks(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    world["trainingjobs_by_name"].add(("ns", "job"), tj_entry(complete=False))
+    md = make_merge_patched_resource("ModelDeployment", MD_SPEC, name="md")
+    reconcile(md, md_memo, world)
+    assert md.status["phase"] == "Blocked" and md.condition("CompliancePassed")["reason"] == "TrainingNotComplete"
+    assert md.condition("CompliancePassed")["message"] == "TrainingJob ns/job is Running"
+    world["trainingjobs_by_name"].add(("ns", "job"), tj_entry())
+    tick(md, md_memo, world)
+    assert md.status["phase"] == "Deploying", "the timer picks up the finished training"
+
+
+def test_ray_unavailable_is_a_temporary_error(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    ray.unavailable = True
+    md = make_merge_patched_resource("ModelDeployment", MD_SPEC, name="md")
+    before = sample(ERRORS, kind="ModelDeployment", reason="RayUnavailable")
+    with pytest.raises(kopf.TemporaryError):
+        reconcile(md, md_memo, world)
+    assert md.condition("Ready")["reason"] == "RayUnavailable"
+    assert set(md.status) == {"conditions", "observedGeneration"}, "an outage writes nothing else"
+    assert sample(ERRORS, kind="ModelDeployment", reason="RayUnavailable") == before + 1
+    assert recorded_events.reasons == ["RayUnavailable"]
+
+
+def test_ray_outage_keeps_a_ready_deployment_and_the_timer_comes_back(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    md = make_merge_patched_resource("ModelDeployment", MD_SPEC, name="md")
+    reconcile(md, md_memo, world)
+    ray.set_app_status("ns-md", "RUNNING")
+    tick(md, md_memo, world)
+    url = md.status["url"]
+    ray.unavailable = True
+    tick(md, md_memo, world)  # no exception: the next tick tries again
+    assert md.status["phase"] == "Ready" and md.status["url"] == url
+    assert md.condition("Ready")["reason"] == "RayUnavailable" and md.condition("Ready")["status"] == "False"
+    ray.unavailable = False
+    tick(md, md_memo, world)
+    assert md.condition("Ready")["status"] == "True" and md.condition("Ready")["reason"] == "Ready"
+
+
+def test_ray_lost_while_the_config_is_put(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from acgs_operator.rayclient import RayUnavailable
+
+    async def refuse(*_: Any, **__: Any) -> None:
+        raise RayUnavailable("connection reset")
+
+    monkeypatch.setattr(ray, "put_serve_applications", refuse)
+    md = make_merge_patched_resource("ModelDeployment", MD_SPEC, name="md")
+    with pytest.raises(kopf.TemporaryError, match="connection reset"):
+        reconcile(md, md_memo, world, retry=7)
+    assert md.condition("Ready")["reason"] == "RayUnavailable" and "phase" not in md.status
+
+
+def test_secret_unavailable_is_a_temporary_error_then_the_key_is_used(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    secrets: dict[str, dict[str, str]] = {}
+
+    def read_namespaced_secret(name: str, namespace: str) -> Any:
+        if name not in secrets:
+            raise RuntimeError("Not Found")
+        return SimpleNamespace(data=secrets[name])
+
+    md_memo.core_v1 = SimpleNamespace(read_namespaced_secret=read_namespaced_secret)
+    auth = {"auth": {"apiKeySecretRef": {"name": "key", "key": "token"}}}
+    md = make_merge_patched_resource("ModelDeployment", {**MD_SPEC, **auth}, name="md")
+    with pytest.raises(kopf.TemporaryError, match="Secret ns/key cannot be read"):
+        reconcile(md, md_memo, world)
+    assert md.condition("Ready")["reason"] == "SecretUnavailable" and ray.applications == {}
+    secrets["key"] = {"other": base64.b64encode(b"x").decode()}
+    tick(md, md_memo, world)
+    assert "has no key token" in md.condition("Ready")["message"]
+    secrets["key"] = {"token": base64.b64encode(b"s3cret").decode()}
+    reconcile(md, md_memo, world)
+    args = ray.applications["ns-md"].config["args"]
+    assert md.status["phase"] == "Deploying" and len(args["apiKeySha256"]) == 64
+
+
+def test_invalid_spec_is_a_permanent_error_and_the_timer_stays_quiet(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    md = make_merge_patched_resource("ModelDeployment", {**MD_SPEC, "replicas": -1}, name="md")
+    with pytest.raises(kopf.PermanentError, match="invalid ModelDeployment spec"):
+        reconcile(md, md_memo, world)
+    assert recorded_events.reasons == ["InvalidSpec"]
+    tick(md, md_memo, world)
+    assert recorded_events.reasons == ["InvalidSpec"] and md.status == {} and ray.applications == {}
