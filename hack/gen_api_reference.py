@@ -83,6 +83,11 @@ def constraints_of(node: dict[str, Any]) -> str:
     if node.get("x-kubernetes-list-type"):
         keys = node.get("x-kubernetes-list-map-keys")
         parts.append(f"list type {node['x-kubernetes-list-type']}" + (f" (keys {', '.join(keys)})" if keys else ""))
+    items = node.get("items")
+    if isinstance(items, dict) and "properties" not in items:  # a list of scalars: the items' own constraints
+        each = constraints_of(items)
+        if each:
+            parts.append(f"each item: {each}")
     return "; ".join(parts)
 
 
@@ -99,6 +104,9 @@ def walk(node: dict[str, Any], path: str, required: bool) -> Iterator[Field | Ru
     items = node.get("items")
     if isinstance(items, dict) and "properties" in items:
         yield from walk_items(items, f"{path}[]")
+    elif isinstance(items, dict):  # a list of scalars: rules on each item
+        for rule in items.get("x-kubernetes-validations", []):
+            yield Rule(f"{path}[]", rule["rule"], rule.get("message", ""), rule.get("fieldPath", ""))
 
 
 def walk_items(items: dict[str, Any], path: str) -> Iterator[Field | Rule]:

@@ -10,6 +10,7 @@ class Reason(StrEnum):
     COMPILED = "Compiled"
     COMPILE_FAILED = "CompileFailed"
     HASH_CHANGED = "HashChanged"
+    HASH_ALIASES_CHANGED = "HashAliasesChanged"
     # TrainingJob
     SUBMITTED = "Submitted"
     RUNNING = "Running"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
 COMPONENTS = (
@@ -85,12 +85,55 @@ class Principle(CamelModel):
     )
 
 
+HEX16 = r"^[0-9a-f]{16}$"
+MAX_HASH_ALIASES = 16
+
+
+def _unique(values: list[str]) -> list[str]:
+    duplicates = sorted({v for v in values if values.count(v) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate hash aliases: {', '.join(duplicates)}")
+    return values
+
+
+ConstitutionHash = Annotated[
+    str,
+    Field(
+        min_length=16,
+        max_length=16,
+        pattern=HEX16,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.matches('^[0-9a-f]{16}$')",
+                    "hashAliases: each alias is a constitution hash, 16 lowercase hex characters "
+                    "(e.g. cdd01ef066bc6cf2)",
+                )
+            ]
+        },
+    ),
+]
+"""A constitution hash as clients send it (``constitutional_hash``): 16 lowercase hex characters."""
+HashAliases = Annotated[list[ConstitutionHash], AfterValidator(_unique)]
+"""Hashes accepted besides a constitution's own: each one once, at most :data:`MAX_HASH_ALIASES`."""
+
+
 class ConstitutionSnapshot(CamelModel):
-    """The constitution a run is evaluated under, as the operator resolved it."""
+    """The constitution a run is evaluated under, as the operator resolved it.
+
+    ``hash`` is computed over the principles only; ``hash_aliases`` are the other hashes a served route
+    accepts in a request (the Constitution's ``spec.hashAliases``). A response always carries ``hash``.
+    """
 
     name: str
-    hash: str = Field(pattern=r"^[0-9a-f]{16}$")
+    hash: str = Field(pattern=HEX16)
     principles: list[Principle]
+    hash_aliases: HashAliases = Field(default_factory=list, max_length=MAX_HASH_ALIASES)
+
+    @property
+    def accepted_hashes(self) -> tuple[str, ...]:
+        """The hashes a request may name: the current one first, then the aliases."""
+        return (self.hash, *(a for a in self.hash_aliases if a != self.hash))
 
 
 # --------------------------------------------------------------------------- training spec
@@ -394,6 +437,41 @@ class BatchingArgs(CamelModel):
         return self.batch_wait_timeout_ms / 1000.0
 
 
+DEFAULT_MAX_ONGOING_REQUESTS = 16
+DEFAULT_MAX_QUEUED_REQUESTS = 64
+DEFAULT_RETRY_AFTER_SECONDS = 1
+
+
+class QueueArgs(CamelModel):
+    """Load shedding: the ModelDeployment's ``spec.queue``, passed on as it is.
+
+    Each replica runs at most ``max_ongoing_requests`` requests at once (Serve's ``max_ongoing_requests``);
+    at most ``max_queued_requests`` more wait in front of the replicas (Serve's ``max_queued_requests``,
+    counted per Serve proxy); anything beyond is answered at once with 503 and ``Retry-After:
+    retry_after_seconds``, never left to time out.
+    """
+
+    max_ongoing_requests: int = Field(
+        default=DEFAULT_MAX_ONGOING_REQUESTS, ge=1, le=1024,
+        description=(
+            "Requests one replica works on at once (Ray Serve max_ongoing_requests). The default 16 fills two "
+            "batches of the default maxBatchSize 8 (one computing, one filling); more only lets requests wait "
+            "inside the replica. Keep it >= batching.maxBatchSize and >= autoscaling.targetOngoingRequests."
+        ),
+    )
+    max_queued_requests: int = Field(
+        default=DEFAULT_MAX_QUEUED_REQUESTS, ge=1, le=100_000,
+        description=(
+            "Requests that may wait for a free replica slot (Ray Serve max_queued_requests, per proxy); "
+            "always bounded. Beyond it a request is refused at once with 503 and Retry-After."
+        ),
+    )
+    retry_after_seconds: int = Field(
+        default=DEFAULT_RETRY_AFTER_SECONDS, ge=0, le=3600,
+        description="The Retry-After header (seconds) of a 503 answered because the deployment is overloaded.",
+    )
+
+
 class ModelAppArgs(CamelModel):
     """The Serve config ``args`` of one ModelDeployment's application: everything a replica needs.
 
@@ -415,6 +493,7 @@ class ModelAppArgs(CamelModel):
     batching: BatchingArgs | None = None
     api_key_sha256: str | None = Field(default=None, pattern=HEX64, description="sha256 (hex) of the API key.")
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=64 * 1024 * 1024)
+    queue: QueueArgs = Field(default_factory=QueueArgs, description="Load shedding limits (spec.queue).")
 
     @property
     def constitution_hash(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from acgs_workloads.contract import (
+    MAX_HASH_ALIASES,
     BatchingArgs,
     CamelModel,
     ComplianceReport,
@@ -22,10 +23,12 @@ from acgs_workloads.contract import (
     EvaluationSpec,
     FaultToleranceSpec,
     GeneratorSpec,
+    HashAliases,
     ModelArtifact,
     ModelSpec,
     Principle,
     Progress,
+    QueueArgs,
     ResourcesSpec,
     TrainingMetrics,
     TrainingSpec,
@@ -95,6 +98,14 @@ class ConstitutionSpec(CamelModel):
         description="The principles; each id appears once.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"]},
     )
+    hash_aliases: HashAliases = Field(
+        default_factory=list,
+        max_length=MAX_HASH_ALIASES,
+        description="Constitution hashes that existing clients send (`constitutional_hash`), each 16 lowercase hex "
+        "characters and listed once. A served route accepts a request naming the current hash or one of these, "
+        "and always answers with the current hash. They do not change status.hash.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
 
 
 class ConstitutionStatus(CamelModel):
@@ -105,6 +116,9 @@ class ConstitutionStatus(CamelModel):
         default=None, description="First 16 hex chars of sha256 over the canonical JSON of spec.principles."
     )
     principles: int | None = Field(default=None, description="Number of principles.")
+    hash_aliases: list[str] | None = Field(
+        default=None, description="The hashes accepted besides `hash` (spec.hashAliases of the observed generation)."
+    )
     observed_generation: int | None = None
     conditions: list[Condition] = conditions_field()
 
@@ -244,6 +258,7 @@ class DeploymentCompliance(CamelModel):
 
 
 BatchingSpec = BatchingArgs  # spec.batching is handed to the Serve replicas as it is
+QueueSpec = QueueArgs  # spec.queue too: the Serve deployment options and the replica's admission limit
 
 
 class SecretKeySelector(CamelModel):
@@ -267,7 +282,19 @@ class ModelDeploymentSpec(CamelModel):
                     "!(has(self.replicas) && has(self.autoscaling))",
                     "set either replicas or autoscaling, not both",
                     ".replicas",
-                )
+                ),
+                cel(
+                    "!has(self.batching) || !has(self.queue) || self.queue.maxOngoingRequests >= "
+                    "self.batching.maxBatchSize",
+                    "queue.maxOngoingRequests must be >= batching.maxBatchSize (a batch cannot fill otherwise)",
+                    ".queue.maxOngoingRequests",
+                ),
+                cel(
+                    "!has(self.autoscaling) || !has(self.queue) || double(self.queue.maxOngoingRequests) >= "
+                    "self.autoscaling.targetOngoingRequests",
+                    "queue.maxOngoingRequests must be >= autoscaling.targetOngoingRequests",
+                    ".queue.maxOngoingRequests",
+                ),
             ]
         }
     )
@@ -293,6 +320,13 @@ class ModelDeploymentSpec(CamelModel):
     resources: ServingResources = Field(default_factory=ServingResources, description="Per-replica resources.")
     compliance: DeploymentCompliance = Field(default_factory=DeploymentCompliance, description="Gate and guard.")
     batching: BatchingSpec | None = Field(default=None, description="Batch requests to the model.")
+    queue: QueueSpec = Field(
+        default_factory=QueueSpec,
+        description=(
+            "Load shedding: requests per replica at once, requests waiting in front of the replicas; beyond "
+            "them a request is answered at once with 503 and Retry-After."
+        ),
+    )
     auth: AuthSpec | None = Field(default=None, description="Require an API key.")
     ray_cluster: RayClusterRef | None = Field(default=None, description="Override the operator's Ray cluster.")
 
@@ -382,6 +416,7 @@ CONSTITUTION = Kind(
         PrinterColumn("Hash", ".status.hash", description="Constitution hash"),
         PrinterColumn("Principles", ".status.principles", "integer"),
         PrinterColumn("Valid", '.status.conditions[?(@.type=="Valid")].status'),
+        PrinterColumn("Aliases", ".status.hashAliases", description="Hashes accepted besides Hash", priority=1),
         _age(),
     ),
 )

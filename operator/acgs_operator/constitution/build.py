@@ -1,4 +1,8 @@
-"""Constitution reconciliation as pure functions: spec -> verdict -> decision (status model and events)."""
+"""Constitution reconciliation as pure functions: spec -> verdict -> decision (status model and events).
+
+The hash is computed over ``spec.principles`` only; ``spec.hashAliases`` (other hashes a served route accepts)
+are listed in the status and travel with the snapshot, without changing the hash.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ class ConstitutionVerdict:
     hash: str
     principles: int
     errors: Mapping[str, str]  # principle id -> engine message
+    aliases: tuple[str, ...] = ()  # spec.hashAliases, in spec order
 
     @property
     def valid(self) -> bool:
@@ -41,6 +46,7 @@ def judge(spec: Mapping[str, Any]) -> ConstitutionVerdict:
         hash=constitution_hash(parsed.principles),
         principles=len(parsed.principles),
         errors=compile_errors(parsed.principles),
+        aliases=tuple(parsed.hash_aliases),
     )
 
 
@@ -66,6 +72,7 @@ def status_for(
         phase="Valid" if verdict.valid else "Invalid",
         hash=verdict.hash,
         principles=verdict.principles,
+        hash_aliases=list(verdict.aliases),  # [] when none: a merge patch must drop removed aliases
         observed_generation=generation,
         conditions=set_condition(
             conditions, ConditionType.VALID, verdict.valid, reason, verdict.message, generation, now
@@ -103,11 +110,22 @@ def decide(
     changed = []
     if current.hash and current.hash != verdict.hash:
         changed.append(Event.normal(Reason.HASH_CHANGED, f"constitution hash {current.hash} -> {verdict.hash}"))
+    if current.hash and list(current.hash_aliases or ()) != list(verdict.aliases):
+        changed.append(
+            Event.normal(
+                Reason.HASH_ALIASES_CHANGED,
+                f"hash aliases {_aliases(current.hash_aliases or ())} -> {_aliases(verdict.aliases)}",
+            )
+        )
     return Decision(
         status=status_for(verdict, generation, current.conditions, now),
         events=(judged, *changed),
         result="valid" if verdict.valid else "compile_failed",
     )
+
+
+def _aliases(aliases: Sequence[str]) -> str:
+    return "[" + ", ".join(aliases) + "]"
 
 
 def resolve(entry: Mapping[str, Any] | None, name: str) -> tuple[ConstitutionSnapshot | None, str]:
@@ -125,5 +143,7 @@ def resolve(entry: Mapping[str, Any] | None, name: str) -> tuple[ConstitutionSna
         return None, f"Constitution {name} is not Valid: {valid.message}"
     if status.hash is None:  # Valid is written with the hash, in one patch
         return None, f"Constitution {name} has not been checked yet"
-    principles = [Principle.model_validate(p) for p in (entry.get("spec") or {}).get("principles", [])]
-    return ConstitutionSnapshot(name=name, hash=status.hash, principles=principles), ""
+    spec = entry.get("spec") or {}
+    principles = [Principle.model_validate(p) for p in spec.get("principles", [])]
+    aliases = list(spec.get("hashAliases") or [])
+    return ConstitutionSnapshot(name=name, hash=status.hash, principles=principles, hash_aliases=aliases), ""

@@ -168,10 +168,20 @@ def serve_application(
     constitution: ConstitutionSnapshot,
     api_key_sha256: str | None = None,
 ) -> dict[str, Any]:
-    """The Serve REST config of one ModelDeployment's application (ServeApplicationSchema)."""
+    """The Serve REST config of one ModelDeployment's application (ServeApplicationSchema).
+
+    ``spec.queue`` becomes Serve's own load shedding: ``max_ongoing_requests`` per replica, a bounded
+    ``max_queued_requests`` in front of them, and ``backpressure_config`` so that Serve's proxy answers the
+    excess at once with 503 and ``Retry-After`` (without it Serve sends no Retry-After); the replica gets the
+    same limits through ``args.queue`` for its own admission check.
+    """
+    queue = spec.queue
     deployment: dict[str, Any] = {
         "name": INGRESS_DEPLOYMENT,
         "ray_actor_options": {"num_cpus": spec.resources.cpus, "num_gpus": spec.resources.gpus},
+        "max_ongoing_requests": queue.max_ongoing_requests,
+        "max_queued_requests": queue.max_queued_requests,
+        "backpressure_config": {"status_code": 503, "retry_after_s": float(queue.retry_after_seconds)},
     }
     if spec.autoscaling is not None:
         deployment["autoscaling_config"] = {
@@ -190,6 +200,7 @@ def serve_application(
         runtime_guard=spec.compliance.runtime_guard,
         batching=spec.batching,
         api_key_sha256=api_key_sha256 or None,
+        queue=queue,
     )
     return {
         "name": app_name(namespace, name),

@@ -27,7 +27,12 @@ def snapshot_from_manifest(manifest: dict[str, Any]) -> ConstitutionSnapshot:
     principles = as_principles(spec.get("principles") or [])
     if not principles:
         raise ValueError("a constitution needs at least one principle")
-    return ConstitutionSnapshot(name=name, hash=constitution_hash(principles), principles=principles)
+    return ConstitutionSnapshot(
+        name=name,
+        hash=constitution_hash(principles),
+        principles=principles,
+        hash_aliases=list(spec.get("hashAliases") or spec.get("hash_aliases") or []),
+    )
 
 
 def load_constitution(path_or_yaml: str | Path) -> ConstitutionSnapshot:

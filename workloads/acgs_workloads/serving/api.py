@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from acgs_workloads.serving.asgi import ApiKeyMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from acgs_workloads.serving.asgi import AdmissionMiddleware, ApiKeyMiddleware, BodyLimitMiddleware, MetricsMiddleware
 from acgs_workloads.serving.errors import InvalidRequest, ServingError, error_response, openapi_responses
 from acgs_workloads.serving.service import ModelService
 
@@ -23,7 +23,7 @@ HASH_HEADER = "x-acgs-constitution-hash"
 
 
 def create_model_api(service: ModelService) -> FastAPI:
-    """The FastAPI app serving ``service`` (middleware: metrics -> API key -> body limit -> routes)."""
+    """The FastAPI app serving ``service`` (middleware: metrics -> API key -> admission -> body limit -> routes)."""
     args = service.args
     served_hash = service.constitution_hash
     request_model = service.request_model
@@ -33,7 +33,9 @@ def create_model_api(service: ModelService) -> FastAPI:
         description=(
             f"ModelDeployment {args.deployment}: {args.component} under constitution "
             f"{args.constitution.name}@{served_hash}. Every request names the constitution it expects "
-            "(`constitutional_hash`); the runtime guard never serves a decision that violates a critical principle."
+            "(`constitutional_hash`: the served hash or one of its aliases "
+            f"[{', '.join(args.constitution.hash_aliases)}]); every answer carries the served hash. "
+            "The runtime guard never serves a decision that violates a critical principle."
         ),
     )
 
@@ -76,6 +78,8 @@ def create_model_api(service: ModelService) -> FastAPI:
         })
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=args.max_body_bytes, served_hash=served_hash)
+    app.add_middleware(AdmissionMiddleware, limit=args.queue.max_ongoing_requests,
+                       retry_after_seconds=args.queue.retry_after_seconds, served_hash=served_hash)
     app.add_middleware(ApiKeyMiddleware, api_key_sha256=args.api_key_sha256, served_hash=served_hash)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics, headers=[(HASH_HEADER.encode(),
                                                                               served_hash.encode())])

@@ -19,20 +19,31 @@ from fastapi import FastAPI
 from ray import serve
 from ray.serve import Application
 
-from acgs_workloads.contract import INGRESS_DEPLOYMENT, ModelAppArgs, parse_model_args
+from acgs_workloads.contract import (
+    DEFAULT_MAX_ONGOING_REQUESTS,
+    DEFAULT_MAX_QUEUED_REQUESTS,
+    DEFAULT_RETRY_AFTER_SECONDS,
+    INGRESS_DEPLOYMENT,
+    ModelAppArgs,
+    parse_model_args,
+)
 from acgs_workloads.serving.api import create_model_api
 from acgs_workloads.serving.errors import ModelNotLoaded
 from acgs_workloads.serving.metrics_store import PUSH_INTERVAL_S, store_handle
 from acgs_workloads.serving.service import ModelService
 
 log = logging.getLogger("ray.serve")
-# Concurrency per replica: enough for batching to fill batches; the proxy queues the rest.
-MAX_ONGOING_REQUESTS = 64
+# Defaults only: the operator's Serve config sets both from spec.queue (with backpressure_config, so the
+# proxy's 503 for a full queue carries Retry-After).
+MAX_ONGOING_REQUESTS = DEFAULT_MAX_ONGOING_REQUESTS
+MAX_QUEUED_REQUESTS = DEFAULT_MAX_QUEUED_REQUESTS
 TORCH_THREADS = 1
 
 
-@serve.deployment(name=INGRESS_DEPLOYMENT, max_ongoing_requests=MAX_ONGOING_REQUESTS, health_check_period_s=5,
-                  graceful_shutdown_timeout_s=5)
+@serve.deployment(name=INGRESS_DEPLOYMENT, max_ongoing_requests=MAX_ONGOING_REQUESTS,
+                  max_queued_requests=MAX_QUEUED_REQUESTS,
+                  backpressure_config={"status_code": 503, "retry_after_s": DEFAULT_RETRY_AFTER_SECONDS},
+                  health_check_period_s=5, graceful_shutdown_timeout_s=5)
 @serve.ingress()
 class ModelServer:
     """One replica (the Serve deployment ``INGRESS_DEPLOYMENT``): loads the verified artifact into a

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware of the model routes: request metrics, API-key auth and the body size limit.
+"""Pure ASGI middleware of the model routes: request metrics, API-key auth, admission and the body size limit.
 
 Plain ASGI (no ``BaseHTTPMiddleware``) so the per-request cost stays in the microseconds. Refusals are the
 exceptions of :mod:`.errors`, rendered by its one mapping (:func:`~.errors.error_response`).
@@ -16,6 +16,7 @@ from acgs_workloads.serving.errors import (
     REASON_BY_CODE,
     BodyTooLarge,
     MalformedBody,
+    Overloaded,
     ServingError,
     Unauthorized,
     error_response,
@@ -28,6 +29,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+ADMITTED_PATHS = frozenset({"/predict"})
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 KNOWN_ROUTES = frozenset({"/predict", "/health", "/metadata", "/openapi.json", "/docs", "/redoc"})
 
@@ -89,8 +91,8 @@ class MetricsMiddleware:
             path = relative_path(scope)
             route = path if path in KNOWN_ROUTES else "other"
             self.metrics.observe_request(route, status, time.perf_counter() - started)
-            if 400 <= status < 500:
-                state = scope.get("state") or {}
+            state = scope.get("state") or {}
+            if 400 <= status < 500 or state.get("refusal"):  # a 503 of the errors table names its reason
                 reason = state.get("refusal") or REASON_BY_CODE.get(status, f"http_{status}")
                 self.metrics.refusal(str(reason))
 
@@ -113,6 +115,40 @@ class ApiKeyMiddleware:
             await send_error(send, Unauthorized(), self.served_hash)
             return
         await self.app(scope, receive, send)
+
+
+class AdmissionMiddleware:
+    """503 ``overloaded`` with ``Retry-After``, at once, for a prediction beyond ``limit`` in flight here.
+
+    One counter per replica (the middleware lives in the replica's one FastAPI app and its one event loop,
+    so no lock is needed). Ray Serve already holds each replica to ``max_ongoing_requests`` and refuses the
+    excess in its proxy; this is the replica's own guarantee that it never works on more than its limit
+    (requests that bypass Serve's accounting, a config drifting from the args), answered with the
+    errors table's body (the limit, the served hash) and counted as a refusal.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, retry_after_seconds: int, served_hash: str | None = None,
+                 paths: frozenset[str] = ADMITTED_PATHS) -> None:
+        self.app = app
+        self.limit = limit
+        self.retry_after_seconds = retry_after_seconds
+        self.served_hash = served_hash
+        self.paths = paths
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or relative_path(scope) not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            scope.setdefault("state", {})["refusal"] = Overloaded.reason
+            await send_error(send, Overloaded(self.limit, self.retry_after_seconds), self.served_hash)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
 
 class BodyLimitMiddleware:

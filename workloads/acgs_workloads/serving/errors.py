@@ -11,12 +11,19 @@ code  reason (metrics label)      raised when
 401   unauthorized                auth is on and the request has no valid API key (:class:`Unauthorized`)
 403   no_compliant_decision       every decision for the request violates a critical principle of the
                                   constitution, so the runtime guard refuses it (:class:`NoCompliantDecision`)
-409   constitution_mismatch       the request's ``constitutional_hash`` is not the served one; the body names
-                                  the served hash (:class:`ConstitutionHashMismatch`)
+409   constitution_mismatch       the request's ``constitutional_hash`` is neither the served hash nor one of its
+                                  aliases; the body names both (:class:`ConstitutionHashMismatch`)
 413   body_too_large              the body exceeds ``maxBodyBytes`` (:class:`BodyTooLarge`)
 422   invalid_request             a field is missing or invalid; the body names the field (:class:`InvalidRequest`)
 503   model_not_loaded            the replica has no model loaded (:class:`ModelNotLoaded`)
+503   overloaded                  the replica already works on ``queue.maxOngoingRequests`` predictions;
+                                  answered at once with ``Retry-After`` and the limit (:class:`Overloaded`)
 ====  ==========================  =====================================================================
+
+Ray Serve refuses most excess load before it reaches a replica: beyond ``queue.maxQueuedRequests`` waiting
+requests its proxy answers 503 with ``Retry-After`` itself (the deployment's ``backpressure_config``, a
+plain-text body). :class:`Overloaded` is the replica's own check of the same per-replica limit, for a
+request that reaches a replica that is already full.
 
 404, 405 and 415 come from the router itself (``unknown_route``, ``method_not_allowed``,
 ``unsupported_media_type``). Every error body carries ``detail`` and the served ``constitutional_hash``.
@@ -89,15 +96,17 @@ class ConstitutionHashMismatch(ServingError):
 
     status_code = 409
     reason = "constitution_mismatch"
-    description = "The request expects another constitution; the body names the served hash."
+    description = "The request expects another constitution; the body names the served hash and its aliases."
 
-    def __init__(self, served: str, requested: str) -> None:
-        super().__init__(f"request expects constitution {requested}, this deployment serves {served}")
+    def __init__(self, served: str, requested: str, aliases: Sequence[str] = ()) -> None:
+        accepted = f" (or its aliases {', '.join(aliases)})" if aliases else ""
+        super().__init__(f"request expects constitution {requested}, this deployment serves {served}{accepted}")
         self.served = served
         self.requested = requested
+        self.aliases = list(aliases)
 
     def fields(self) -> dict[str, Any]:
-        return {"served_hash": self.served, "requested_hash": self.requested}
+        return {"served_hash": self.served, "requested_hash": self.requested, "hash_aliases": self.aliases}
 
 
 class BodyTooLarge(ServingError):
@@ -136,12 +145,36 @@ class ModelNotLoaded(ServingError):
         super().__init__(f"{what} is not loaded")
 
 
+class Overloaded(ServingError):
+    """The replica already works on its limit of predictions (``queue.maxOngoingRequests``): refuse at once,
+    with ``Retry-After``, instead of letting the request wait until it times out."""
+
+    status_code = 503
+    reason = "overloaded"
+    description = "Overloaded: the replica already works on queue.maxOngoingRequests requests; retry after Retry-After."
+
+    def __init__(self, limit: int, retry_after_seconds: int) -> None:
+        super().__init__(
+            f"overloaded: this replica already works on {limit} requests (queue.maxOngoingRequests={limit}); "
+            f"retry after {retry_after_seconds} s"
+        )
+        self.limit = limit
+        self.retry_after_seconds = retry_after_seconds
+
+    def fields(self) -> dict[str, Any]:
+        return {"limit": {"maxOngoingRequests": self.limit}, "retry_after_seconds": self.retry_after_seconds}
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"retry-after", str(self.retry_after_seconds).encode())]
+
+
 ERRORS: tuple[type[ServingError], ...] = (
     MalformedBody, Unauthorized, NoCompliantDecision, ConstitutionHashMismatch, BodyTooLarge, InvalidRequest,
-    ModelNotLoaded,
+    ModelNotLoaded, Overloaded,
 )
 ROUTER_REASONS = {404: "unknown_route", 405: "method_not_allowed", 415: "unsupported_media_type"}
-REASON_BY_CODE: dict[int, str] = {**ROUTER_REASONS, **{e.status_code: e.reason for e in ERRORS}}
+# the reason of a status answered without naming its reason: the first row of the table with that code
+REASON_BY_CODE: dict[int, str] = {**ROUTER_REASONS, **{e.status_code: e.reason for e in reversed(ERRORS)}}
 
 
 def field_messages(errors: Sequence[Any]) -> str:
@@ -174,6 +207,7 @@ class ErrorBody(BaseModel):
 class HashMismatchBody(ErrorBody):
     served_hash: str
     requested_hash: str
+    hash_aliases: list[str]
 
 
 class NoCompliantDecisionBody(ErrorBody):
@@ -184,12 +218,26 @@ class InvalidRequestBody(ErrorBody):
     message: str
 
 
+class OverloadedBody(ErrorBody):
+    limit: dict[str, int] | None = None
+    retry_after_seconds: int | None = None
+
+
 _BODIES: dict[type[ServingError], type[ErrorBody]] = {
     ConstitutionHashMismatch: HashMismatchBody, NoCompliantDecision: NoCompliantDecisionBody,
-    InvalidRequest: InvalidRequestBody,
+    InvalidRequest: InvalidRequestBody, Overloaded: OverloadedBody,
 }
 
 
 def openapi_responses() -> dict[int | str, dict[str, Any]]:
-    """The ``responses`` of ``POST /predict``: every row of the table with its body model."""
-    return {e.status_code: {"model": _BODIES.get(e, ErrorBody), "description": e.description} for e in ERRORS}
+    """The ``responses`` of ``POST /predict``: every row of the table with its body model (rows that share a
+    code share one entry: the descriptions joined, the last row's body model, whose fields are optional)."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for e in ERRORS:
+        entry = responses.get(e.status_code)
+        if entry is None:
+            responses[e.status_code] = {"model": _BODIES.get(e, ErrorBody), "description": e.description}
+        else:
+            entry["description"] += " Or: " + e.description
+            entry["model"] = _BODIES.get(e, entry["model"])
+    return responses

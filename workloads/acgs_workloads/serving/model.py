@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,12 +148,14 @@ class ServedModel:
         body = request.model_dump() if isinstance(request, BaseModel) else request
         return self.component.request_model.model_validate(body)
 
-    def check_hash(self, request: Any) -> None:
-        """:class:`ConstitutionHashMismatch` unless the request names the constitution the model serves."""
+    def check_hash(self, request: Any, aliases: Collection[str] = ()) -> None:
+        """:class:`ConstitutionHashMismatch` unless the request names the constitution the model serves or one
+        of its ``aliases`` (the Constitution's ``spec.hashAliases``)."""
         if self.constitution_hash is None:
             raise ModelNotLoaded()
-        if request.constitutional_hash != self.constitution_hash:
-            raise ConstitutionHashMismatch(self.constitution_hash, request.constitutional_hash)
+        requested = request.constitutional_hash
+        if requested != self.constitution_hash and requested not in aliases:
+            raise ConstitutionHashMismatch(self.constitution_hash, requested, list(aliases))
 
     def infer(self, requests: Sequence[Any]) -> Inference:
         """Class indices and probabilities for validated requests (one forward pass)."""
@@ -178,15 +180,16 @@ class ServedModel:
         return self.component.respond(request, inference.cols, index, served_class,
                                       inference.probabilities[index], self.trained_constitution_hash)
 
-    def predict_batch(self, requests: Sequence[Mapping[str, Any] | BaseModel], guard: Evaluator | None = None
-                      ) -> list[Prediction]:
-        """Validate (pydantic ``ValidationError``), check each request's constitution hash, run the model once
-        and, with ``guard``, the runtime guard: a decision that violates a critical principle is replaced by
-        the best compliant one, or refused when there is none."""
+    def predict_batch(self, requests: Sequence[Mapping[str, Any] | BaseModel], guard: Evaluator | None = None,
+                      aliases: Collection[str] = ()) -> list[Prediction]:
+        """Validate (pydantic ``ValidationError``), check each request's constitution hash (the model's own or
+        one of ``aliases``), run the model once and, with ``guard``, the runtime guard: a decision that
+        violates a critical principle is replaced by the best compliant one, or refused when there is none.
+        Every response carries the model's own hash."""
         try:
             parsed = [self.validate(r) for r in requests]
             for request in parsed:
-                self.check_hash(request)
+                self.check_hash(request, aliases)
             if not parsed:
                 return []
             inference = self.infer(parsed)

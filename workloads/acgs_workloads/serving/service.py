@@ -2,9 +2,10 @@
 
 :class:`ModelService` is the per-request logic around the one served model
 (:class:`~acgs_workloads.serving.model.ServedModel`): it checks that the artifact matches the deployment
-(component, constitution), refuses a request naming another constitution before it is queued, hands the
-request to the batcher, turns each :class:`~acgs_workloads.serving.model.Prediction` into a JSON row or a
-refusal, and counts decisions and overrides. Ray-free: the Serve deployment
+(component, constitution), refuses a request naming another constitution (neither the served hash nor one
+of its aliases, the Constitution's ``spec.hashAliases``) before it is queued, hands the request to the
+batcher, turns each :class:`~acgs_workloads.serving.model.Prediction` into a JSON row (carrying the served
+hash and the ``matched_hash``) or a refusal, and counts decisions and overrides. Ray-free: the Serve deployment
 (:mod:`acgs_workloads.serving.app`) only adds ``@serve.batch`` on top (:attr:`ModelService.batcher`), so unit
 tests drive the same code through FastAPI's TestClient.
 """
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, Field, create_model
 
 from acgs_workloads.contract import ModelAppArgs
 from acgs_workloads.serving.errors import ConstitutionHashMismatch, ModelLoadError, NoCompliantDecision
@@ -34,13 +35,23 @@ def guard_evaluator(args: ModelAppArgs) -> Evaluator:
     return ConstitutionEvaluator(args.constitution, cache_size=SERVING_CACHE_SIZE)
 
 
+MATCHED_HASH = "matched_hash"
+"""The response field naming the hash the request was accepted under: the served hash or one of its aliases.
+``constitutional_hash`` of every response is the served (current) hash."""
+
+
 @cache
 def served_response_model(response_model: type[BaseModel]) -> type[BaseModel]:
-    """The component's response plus the runtime guard's report (for the OpenAPI document)."""
+    """The component's response plus the runtime guard's report and the matched hash (for the OpenAPI document)."""
     return create_model(
         f"Served{response_model.__name__}",
         __base__=response_model,
         guard=(GuardReport | None, None),
+        matched_hash=(
+            str | None,
+            Field(default=None, description="The hash the request named: the served constitutional_hash or one of "
+                  "its aliases (spec.hashAliases of the Constitution)."),
+        ),
     )
 
 
@@ -82,25 +93,34 @@ class ModelService:
     def constitution_hash(self) -> str:
         return self.args.constitution.hash
 
+    @property
+    def hash_aliases(self) -> list[str]:
+        """Hashes accepted in a request besides the served one (the Constitution's ``spec.hashAliases``)."""
+        return list(self.args.constitution.hash_aliases)
+
     # ------------------------------------------------------------------ requests
 
-    def check_hash(self, request: Any) -> None:
-        if request.constitutional_hash != self.constitution_hash:
-            raise ConstitutionHashMismatch(self.constitution_hash, request.constitutional_hash)
+    def check_hash(self, request: Any) -> str:
+        """The hash ``request`` matched (the served one or an alias); :class:`ConstitutionHashMismatch` otherwise."""
+        requested: str = request.constitutional_hash
+        if requested != self.constitution_hash and requested not in self.args.constitution.hash_aliases:
+            raise ConstitutionHashMismatch(self.constitution_hash, requested, self.hash_aliases)
+        return requested
 
     async def predict(self, request: Any) -> Row:
-        """The JSON response for one validated request (batched when a batcher is installed)."""
-        self.check_hash(request)
+        """The JSON response for one validated request (batched when a batcher is installed). It carries the
+        served hash as ``constitutional_hash`` and the hash the request named as ``matched_hash``."""
+        matched = self.check_hash(request)
         result = await self.batcher(request) if self.batcher is not None else self.predict_batch([request])[0]
         if isinstance(result, Exception):
             raise result
-        return result
+        return {**result, MATCHED_HASH: matched}
 
     def predict_batch(self, requests: Sequence[Any]) -> list[Row | Exception]:
         """Responses (or a per-request refusal) for a batch: one forward pass, one guarded Rego evaluation."""
         out: list[Row | Exception] = []
         classes = self.model.classes
-        for prediction in self.model.predict_batch(requests, self.evaluator):
+        for prediction in self.model.predict_batch(requests, self.evaluator, self.args.constitution.hash_aliases):
             if prediction.critical:
                 self.metrics.override(prediction.critical)
             if prediction.response is None:
@@ -118,6 +138,7 @@ class ModelService:
             "deployment": self.args.deployment,
             "component": self.args.component,
             "constitutionHash": self.constitution_hash,
+            "hashAliases": self.hash_aliases,
             "sha256": self.model.sha256,
             "device": str(self.model.device),
             "guard": self.guard_stats(),
@@ -143,6 +164,7 @@ class ModelService:
             "constitution": {
                 "name": self.args.constitution.name,
                 "hash": self.constitution_hash,
+                "hashAliases": self.hash_aliases,
                 "principles": [{"id": p.id, "severity": p.severity} for p in self.args.constitution.principles],
             },
             "model": {

@@ -74,3 +74,42 @@ def test_a_spec_change_is_recompiled(kubectl: Kubectl, acgs_operator, namespace:
     obj = kubectl.get_json("constitution", "broken", "-n", namespace)
     assert obj["status"]["observedGeneration"] == 2
     assert obj["status"]["hash"] == independent_hash(yaml.safe_load(fixed)["spec"]["principles"])
+
+
+def test_hash_aliases_are_listed_and_editing_them_keeps_the_hash(  # type: ignore[no-untyped-def]
+    kubectl: Kubectl, acgs_operator, namespace: str
+) -> None:
+    manifest = yaml.safe_load((ROOT / "manifests" / "constitution.yaml").read_text())
+    name = manifest["metadata"]["name"]
+    assert manifest["spec"]["hashAliases"] == ["cdd01ef066bc6cf2"], "the documented hash is a declared alias"
+    kubectl.run("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(manifest))
+    kubectl.run("wait", "-n", namespace, "--for=jsonpath={.status.hashAliases[0]}=cdd01ef066bc6cf2",
+                "--timeout=60s", f"constitution/{name}")
+    first = kubectl.get_json("constitution", name, "-n", namespace)["status"]
+    assert first["hash"] == independent_hash(manifest["spec"]["principles"]) != "cdd01ef066bc6cf2"
+
+    manifest["spec"]["hashAliases"] = []  # removed: the merge patch must not keep the old list
+    kubectl.run("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(manifest))
+
+    def aliases_cleared() -> bool:
+        status = kubectl.get_json("constitution", name, "-n", namespace)["status"]
+        return status.get("observedGeneration") == 2 and status.get("hashAliases") == []
+
+    wait_until(aliases_cleared, timeout=60, what="status.hashAliases emptied")
+    assert kubectl.get_json("constitution", name, "-n", namespace)["status"]["hash"] == first["hash"]
+
+    def alias_event() -> bool:
+        events = kubectl.get_json("events", "-n", namespace, "--field-selector", f"involvedObject.name={name}")
+        return "HashAliasesChanged" in {e["reason"] for e in events["items"]}
+
+    wait_until(alias_event, timeout=30, what="a HashAliasesChanged event")
+
+
+def test_an_invalid_alias_is_rejected_at_apply_time_naming_the_field(kubectl: Kubectl, namespace: str) -> None:
+    manifest = yaml.safe_load((ROOT / "manifests" / "constitution.yaml").read_text())
+    for bad, says in ((["CDD01EF066BC6CF2"], "hashAliases"), (["cdd01ef066bc6cf2"] * 2, "Duplicate value")):
+        manifest["spec"]["hashAliases"] = bad
+        result = kubectl.run("apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(manifest),
+                             check=False)
+        assert result.returncode != 0, f"{bad} was accepted"
+        assert "spec.hashAliases[" in result.stderr and says in result.stderr, result.stderr

@@ -76,3 +76,58 @@ def test_generated_yaml_round_trips() -> None:
     for name, text in crdgen.crd_files().items():
         assert text.startswith("# GENERATED")
         assert yaml.safe_load(text)["kind"] == "CustomResourceDefinition", name
+
+
+def test_constitution_hash_aliases_are_a_validated_set() -> None:
+    """spec.hashAliases: unique (list type set), at most 16, each 16 lowercase hex chars, with a CEL message."""
+    spec = _version(KINDS[0])["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    aliases = spec["properties"]["hashAliases"]
+    assert aliases["type"] == "array" and aliases["x-kubernetes-list-type"] == "set" and aliases["maxItems"] == 16
+    item = aliases["items"]
+    assert item["pattern"] == "^[0-9a-f]{16}$" and item["minLength"] == item["maxLength"] == 16
+    assert [v["rule"] for v in item["x-kubernetes-validations"]] == ["self.matches('^[0-9a-f]{16}$')"]
+    assert "hashAliases" in item["x-kubernetes-validations"][0]["message"]
+    assert "hashAliases" not in spec.get("required", [])
+    status = _version(KINDS[0])["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    assert status["hashAliases"]["items"] == {"type": "string"}
+
+
+def _md_spec_errors(spec: dict) -> list[str]:
+    """Schema errors (bounds, types) of a ModelDeployment spec against the generated CRD, path first."""
+    import jsonschema
+
+    schema = _version(KINDS[2])["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    validator = jsonschema.Draft202012Validator(schema)
+    return sorted(f"spec.{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(spec))
+
+
+MD_BASE = {"model": {"trainingJobRef": {"name": "cai"}}, "constitutionRef": {"name": "default"}}
+
+
+@pytest.mark.parametrize(
+    ("queue", "field", "message"),
+    [
+        ({"maxQueuedRequests": -1}, "spec.queue.maxQueuedRequests", "less than the minimum of 1"),
+        ({"maxQueuedRequests": 0}, "spec.queue.maxQueuedRequests", "less than the minimum of 1"),
+        ({"maxOngoingRequests": 0}, "spec.queue.maxOngoingRequests", "less than the minimum of 1"),
+        ({"maxOngoingRequests": 4096}, "spec.queue.maxOngoingRequests", "greater than the maximum of 1024"),
+        ({"retryAfterSeconds": 1.5}, "spec.queue.retryAfterSeconds", "is not of type 'integer'"),
+    ],
+    ids=["unbounded-queue", "zero-queue", "zero-ongoing", "huge-ongoing", "fractional-retry"],
+)
+def test_the_queue_schema_refuses_unbounded_or_bad_limits_naming_the_field(queue: dict, field: str,
+                                                                           message: str) -> None:
+    assert KINDS[2].kind == "ModelDeployment"
+    assert not _md_spec_errors({**MD_BASE, "queue": {"maxOngoingRequests": 16}})
+    errors = _md_spec_errors({**MD_BASE, "queue": queue})
+    assert len(errors) == 1 and errors[0].startswith(f"{field}: ") and message in errors[0], errors
+
+
+def test_the_queue_has_bounded_defaults_and_cross_field_rules() -> None:
+    spec = _version(KINDS[2])["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert spec["properties"]["queue"]["default"] == {"maxOngoingRequests": 16, "maxQueuedRequests": 64,
+                                                      "retryAfterSeconds": 1}
+    rules = {v["rule"]: v for v in spec["x-kubernetes-validations"]}
+    batch = next(v for r, v in rules.items() if "self.batching.maxBatchSize" in r)
+    target = next(v for r, v in rules.items() if "targetOngoingRequests" in r)
+    assert batch["fieldPath"] == target["fieldPath"] == ".queue.maxOngoingRequests"

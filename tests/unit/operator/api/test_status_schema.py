@@ -273,9 +273,14 @@ LAST = ConstitutionStatus.model_validate({"hash": "0123456789abcdef", "phase": "
     ids=["valid", "compile-failed"],
 )
 @pytest.mark.parametrize("current", [ConstitutionStatus(), LAST], ids=["first", "changed"])
-def test_constitution_statuses_match_the_crd(principles: list[tuple[str, str]], current: ConstitutionStatus) -> None:
-    verdict = cst.judge({"principles": [{"id": pid, "rego": rego} for pid, rego in principles]})
-    validate_status("constitutions", cst.decide(verdict, current, 2, NOW).status)
+@pytest.mark.parametrize("aliases", [[], ["cdd01ef066bc6cf2", "00112233aabbccdd"]], ids=["no-aliases", "aliases"])
+def test_constitution_statuses_match_the_crd(
+    principles: list[tuple[str, str]], current: ConstitutionStatus, aliases: list[str]
+) -> None:
+    verdict = cst.judge({"principles": [{"id": pid, "rego": rego} for pid, rego in principles], "hashAliases": aliases})
+    status = cst.decide(verdict, current, 2, NOW).status
+    assert status.hash_aliases == aliases
+    validate_status("constitutions", status)
 
 
 def test_invalid_constitution_status_matches_the_crd() -> None:
@@ -296,6 +301,7 @@ def test_invalid_constitution_status_matches_the_crd() -> None:
         ("trainingjobs", {"startTime": "yesterday"}),
         ("constitutions", {"hsh": "0123456789abcdef"}),
         ("constitutions", {"phase": "Valid", "observedGeneration": "1"}),
+        ("constitutions", {"hashAliases": "cdd01ef066bc6cf2"}),
     ],
 )
 def test_the_schema_refuses_what_the_api_server_would_drop_or_reject(kind_plural: str, wire: dict[str, Any]) -> None:
@@ -338,6 +344,7 @@ def test_every_status_field_is_in_the_schema() -> None:
     unset = [name for name, value in full if value is None or value == []]
     assert not unset, unset
     validate_status("trainingjobs", full)
-    constitution = cst.decide(cst.judge({"principles": [{"id": "p", "rego": GOOD}]}), LAST, 2, NOW).status
+    aliased = {"principles": [{"id": "p", "rego": GOOD}], "hashAliases": ["cdd01ef066bc6cf2"]}
+    constitution = cst.decide(cst.judge(aliased), LAST, 2, NOW).status
     assert not [name for name, value in constitution if value is None or value == []]
     validate_status("constitutions", constitution)

@@ -64,6 +64,7 @@ def test_decide_valid_first_time() -> None:
         "phase": "Valid",
         "hash": verdict.hash,
         "principles": 1,
+        "hashAliases": [],
         "observedGeneration": 1,
         "conditions": [
             {
@@ -102,6 +103,62 @@ def test_decide_invalid_spec_keeps_the_last_hash() -> None:
     assert d.events == (Event.warning(Reason.INVALID_SPEC, "principles.0.id: bad"),) and d.result == "invalid"
 
 
+ALIAS, OTHER_ALIAS = "cdd01ef066bc6cf2", "00112233aabbccdd"
+
+
+def with_aliases(*aliases: str) -> dict:
+    return {**spec(("privacy", GOOD)), "hashAliases": list(aliases)}
+
+
+def test_aliases_are_listed_in_status_and_do_not_change_the_hash() -> None:
+    plain, aliased = constitutions.judge(spec(("privacy", GOOD))), constitutions.judge(with_aliases(ALIAS))
+    assert aliased.hash == plain.hash, "the hash is computed over spec.principles only"
+    assert aliased.aliases == (ALIAS,) and plain.aliases == ()
+    d = constitutions.decide(aliased, ConstitutionStatus(), 1, NOW)
+    assert d.status.wire()["hashAliases"] == [ALIAS] and d.status.hash == plain.hash
+    assert [e.reason for e in d.events] == [Reason.COMPILED], "no alias event on the first check"
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "message"),
+    [
+        (None, (ALIAS,), f"hash aliases [] -> [{ALIAS}]"),  # a status written before aliases existed
+        ([ALIAS], (ALIAS, OTHER_ALIAS), f"hash aliases [{ALIAS}] -> [{ALIAS}, {OTHER_ALIAS}]"),
+        ([ALIAS, OTHER_ALIAS], (), f"hash aliases [{ALIAS}, {OTHER_ALIAS}] -> []"),
+    ],
+    ids=["added", "another", "removed"],
+)
+def test_decide_alias_change_is_an_event(before: list[str] | None, after: tuple[str, ...], message: str) -> None:
+    verdict = constitutions.judge(with_aliases(*after))
+    current = ConstitutionStatus(hash=verdict.hash, phase="Valid", observed_generation=1, hash_aliases=before)
+    d = constitutions.decide(verdict, current, 2, NOW)
+    assert d.events[1:] == (Event.normal(Reason.HASH_ALIASES_CHANGED, message),), "the hash itself did not change"
+    assert d.status.wire()["hashAliases"] == list(after), "[] is written: a merge patch drops removed aliases"
+
+
+@pytest.mark.parametrize("before", [None, []], ids=["unset", "empty"])
+def test_decide_without_alias_change_has_no_alias_event(before: list[str] | None) -> None:
+    verdict = constitutions.judge(spec(("privacy", GOOD)))
+    current = ConstitutionStatus(hash=verdict.hash, phase="Valid", observed_generation=1, hash_aliases=before)
+    assert [e.reason for e in constitutions.decide(verdict, current, 2, NOW).events] == [Reason.COMPILED]
+
+
+@pytest.mark.parametrize(
+    ("aliases", "error"),
+    [
+        (["CDD01EF066BC6CF2"], "should match pattern"),
+        (["cdd01ef066bc6cf"], "at least 16 characters"),
+        ([ALIAS, ALIAS], "duplicate hash aliases: cdd01ef066bc6cf2"),
+        ([f"{i:016x}" for i in range(17)], "at most 16 items"),
+    ],
+    ids=["uppercase", "short", "duplicate", "too-many"],
+)
+def test_malformed_aliases_are_refused_naming_the_field(aliases: list[str], error: str) -> None:
+    with pytest.raises(ValidationError, match="hashAliases") as raised:
+        constitutions.judge(with_aliases(*aliases))
+    assert error in str(raised.value)
+
+
 def entry(status: dict, generation: int = 1) -> dict:
     return {"spec": spec(("privacy", GOOD)), "status": status, "generation": generation}
 
@@ -135,3 +192,12 @@ def test_resolve_a_valid_constitution() -> None:
     assert why == "" and snapshot is not None
     assert snapshot.name == "default" and snapshot.hash == "cdd01ef066bc6cf2"
     assert [p.id for p in snapshot.principles] == ["privacy"]
+
+
+def test_resolve_carries_the_aliases_into_the_snapshot() -> None:
+    status = {"hash": "cd5ebfe6b284d24b", "observedGeneration": 1, "conditions": [VALID], "hashAliases": [ALIAS]}
+    snapshot, _ = constitutions.resolve({"spec": with_aliases(ALIAS), "status": status, "generation": 1}, "default")
+    assert snapshot is not None and snapshot.hash == "cd5ebfe6b284d24b" and snapshot.hash_aliases == [ALIAS]
+    assert snapshot.wire()["hashAliases"] == [ALIAS] and snapshot.accepted_hashes == ("cd5ebfe6b284d24b", ALIAS)
+    plain, _ = constitutions.resolve(entry({**status, "hashAliases": []}), "default")
+    assert plain is not None and plain.hash_aliases == []

@@ -112,6 +112,34 @@ def test_serve_application_config() -> None:
     assert args["batching"] == {"maxBatchSize": 16, "batchWaitTimeoutMs": 2.0} and args["apiKeySha256"] == "f" * 64
 
 
+def test_serve_application_sheds_load_with_the_default_queue() -> None:
+    app = mds.serve_application(namespace="ns", name="md", spec=spec(), evidence=evidence(), constitution=CONSTITUTION)
+    deployment = app["deployments"][0]
+    assert (deployment["max_ongoing_requests"], deployment["max_queued_requests"]) == (16, 64)  # bounded, never -1
+    assert deployment["backpressure_config"] == {"status_code": 503, "retry_after_s": 1.0}
+    assert app["args"]["queue"] == {"maxOngoingRequests": 16, "maxQueuedRequests": 64, "retryAfterSeconds": 1}
+
+
+def test_serve_application_passes_spec_queue_to_serve_and_to_the_replica() -> None:
+    queue = {"maxOngoingRequests": 4, "maxQueuedRequests": 8, "retryAfterSeconds": 3}
+    app = mds.serve_application(namespace="ns", name="md", spec=spec(queue=queue, batching={"maxBatchSize": 4}),
+                                evidence=evidence(), constitution=CONSTITUTION)
+    deployment = app["deployments"][0]
+    assert (deployment["max_ongoing_requests"], deployment["max_queued_requests"]) == (4, 8)
+    assert deployment["backpressure_config"] == {"status_code": 503, "retry_after_s": 3.0}
+    assert app["args"]["queue"] == queue
+
+
+def test_the_serve_deployment_options_are_valid_for_ray_serve() -> None:
+    schema = pytest.importorskip("ray.serve.schema")
+    app = mds.serve_application(namespace="ns", name="md", spec=spec(queue={"maxQueuedRequests": 5}),
+                                evidence=evidence(), constitution=CONSTITUTION)
+    parsed = schema.ServeApplicationSchema.model_validate(app)
+    options = parsed.deployments[0]
+    assert (options.max_ongoing_requests, options.max_queued_requests) == (16, 5)
+    assert (options.backpressure_config.status_code, options.backpressure_config.retry_after_s) == (503, 1.0)
+
+
 def other(name: str, import_path: str = mds.MODEL_APP_IMPORT) -> ServeApplication:
     return ServeApplication(
         name, "RUNNING", config={"name": name, "route_prefix": f"/{name}", "import_path": import_path}

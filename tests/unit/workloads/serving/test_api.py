@@ -312,10 +312,10 @@ def test_no_compliant_decision_is_403_naming_the_principles(approve_always,  # t
 def test_error_table_is_the_one_mapping() -> None:
     from acgs_workloads.serving import errors
 
-    codes = {e.status_code: e.reason for e in errors.ERRORS}
-    assert codes == {400: "malformed_body", 401: "unauthorized", 403: "no_compliant_decision",
-                     409: "constitution_mismatch", 413: "body_too_large", 422: "invalid_request",
-                     503: "model_not_loaded"}
+    codes = [(e.status_code, e.reason) for e in errors.ERRORS]
+    assert codes == [(400, "malformed_body"), (401, "unauthorized"), (403, "no_compliant_decision"),
+                     (409, "constitution_mismatch"), (413, "body_too_large"), (422, "invalid_request"),
+                     (503, "model_not_loaded"), (503, "overloaded")]
     status, content, _ = errors.error_response(errors.ConstitutionHashMismatch("a" * 16, "b" * 16), "a" * 16)
     assert status == 409 and content["served_hash"] == "a" * 16 and content["requested_hash"] == "b" * 16
     assert errors.error_response(errors.Unauthorized(), None)[2][0][0] == b"www-authenticate"
