@@ -116,7 +116,9 @@ def test_health_metadata_openapi(deployed: dict[str, Trained], http: httpx.Clien
     meta = http.get(f"{prefix}/metadata", headers=headers).json()
     assert meta["component"] == component
     assert meta["constitution"] == {"name": constitution.name, "hash": constitution.hash,
+                                    "hashAliases": constitution.hash_aliases,
                                     "principles": meta["constitution"]["principles"]}
+    assert constitution.hash_aliases == ["cdd01ef066bc6cf2"]  # the default constitution's alias is served
     assert meta["model"]["sha256"] == deployed[component].sha256
     assert meta["model"]["compliance"]["constitutionHash"] == constitution.hash
     assert meta["model"]["metrics"]["accuracy"] > 0.3
