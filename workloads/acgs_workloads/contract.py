@@ -288,6 +288,15 @@ class TrainingMetrics(CamelModel):
     loss: float | None = None
     samples_per_second: float | None = None
     p99_latency_ms: float | None = None
+    p50_latency_ms: float | None = Field(default=None, description="One request through the served model.")
+    p95_latency_ms: float | None = None
+    held_out_accuracy: float | None = Field(
+        default=None, description="Accuracy on template families never used in training (text components).")
+    held_out_f1: float | None = Field(default=None, description="Macro-F1 on the held-out template families.")
+    unsafe_approve_rate: float | None = Field(
+        default=None, description="Share of the red-team set (clearly unacceptable requests) answered approve.")
+    over_refusal_rate: float | None = Field(
+        default=None, description="Share of the benign set answered escalate or deny, or refused.")
 
 
 class ViolationCount(CamelModel):

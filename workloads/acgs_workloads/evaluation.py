@@ -71,6 +71,7 @@ class LatencyProfile:
     p50_ms: float
     p99_ms: float
     throughput_rps: float
+    p95_ms: float
     requests: int
 
 
@@ -89,6 +90,7 @@ def latency_profile(predict: Callable[[Any], Any], requests: Sequence[Mapping[st
     return LatencyProfile(
         p50_ms=float(np.percentile(samples, 50) * 1e3),
         p99_ms=float(np.percentile(samples, 99) * 1e3),
+        p95_ms=float(np.percentile(samples, 95) * 1e3),
         throughput_rps=float(len(requests) / total) if total > 0 else 0.0,
         requests=len(requests),
     )
@@ -145,7 +147,8 @@ def evaluate_component(
 
     cols = dict(test)
     component.prepare_for_inference(model)
-    predicted, _ = predict_arrays(model, component.inputs(cols, spec), component.input_dtype)
+    predicted, _ = predict_arrays(model, component.inputs(cols, spec), component.input_dtype,
+                                  classes=len(component.classes))
     scores = classification_metrics(cols["label"], predicted)
     evaluator = evaluator or ConstitutionEvaluator(constitution)
     compliance = compliance_report(evaluator, component.decisions(cols, predicted), gates.min_compliance)
@@ -165,9 +168,16 @@ def evaluate_component(
         loss=loss,
         samples_per_second=samples_per_second,
         p99_latency_ms=round(latency.p99_ms, 4),
+        p50_latency_ms=round(latency.p50_ms, 4),
+        p95_latency_ms=round(latency.p95_ms, 4),
     )
     with torch.no_grad():
         extra = component.extra_metrics(model, cols, predicted, spec)
+        language = getattr(component, "language_report", None)
+        if language is not None:  # text components: held-out wordings, red-team and benign sets
+            report = language(model, spec, constitution, served, guard)
+            metrics = metrics.model_copy(update=report.metrics)
+            extra.update(report.extra)
     return EvaluationResult(
         metrics=metrics,
         compliance=compliance,

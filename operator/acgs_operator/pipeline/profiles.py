@@ -25,9 +25,9 @@ class Scale:
 PROFILES: dict[str, Mapping[str, Scale]] = {
     "full": {},
     "small": {
-        "constitutional-ai": Scale(examples=2000, epochs=3),
-        "policy-governance": Scale(examples=2000, epochs=4),
-        "multi-agent-coordination": Scale(examples=2000, epochs=3),
+        "constitutional-ai": Scale(examples=12000, epochs=3),
+        "policy-governance": Scale(examples=12000, epochs=4),
+        "multi-agent-coordination": Scale(examples=6000, epochs=3),
         "performance-optimization": Scale(examples=10000, epochs=8),
         "transformer-efficiency": Scale(examples=4000, epochs=4, min_compliance=0.75),
         "wina-optimization": Scale(examples=4000, epochs=4, min_compliance=0.75),

@@ -13,32 +13,26 @@ from urllib.parse import urlsplit
 
 import httpx
 
-# A valid request body per served component (see each component's request model in acgs_workloads.components).
+# The documented request bodies of the served components (the product's API, verbatim; the hash is the
+# alias existing clients send, declared by the default Constitution's spec.hashAliases).
 BODIES: dict[str, dict[str, Any]] = {
     "constitutional-ai": {
-        "scenario": "healthcare",
-        "user_request": "share the patient's scan with the insurer",
-        "context": {"contains_pii": True, "consent": False, "risk_level": "medium", "automated": True},
+        "scenario": "ethical_dilemma",
+        "context": {"user_role": "employee", "data_type": "personal"},
+        "user_request": "Access to customer data for analysis",
+        "constitutional_principles": ["privacy", "transparency", "accountability"],
     },
     "policy-governance": {
-        "policy_type": "data_retention",
-        "framework": "gdpr",
+        "policy_type": "data_protection",
+        "framework": "GDPR",
         "scope": "organization",
-        "context": {"contains_pii": True, "consent": True, "risk_level": "high", "has_audit_trail": True},
+        "context": "Employee data access policy",
     },
     "multi-agent-coordination": {
-        "scenario": "incident-review",
-        "agents": [
-            {"name": "ana", "role": "planner"},
-            {"name": "ravi", "role": "researcher"},
-            {"name": "eve", "role": "executor"},
-            {"name": "ida", "role": "auditor"},
-            {"name": "pia", "role": "privacy-officer"},
-        ],
-        "task": "review",
+        "scenario": "conflict_resolution",
+        "involved_agents": ["ethics", "legal", "operational"],
+        "task_description": "Resolve data access conflict",
         "priority": "high",
-        "contains_pii": True,
-        "risk_level": "high",
     },
 }
 WRONG_HASH_REQUESTS = 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from acgs_workloads.contract import ModelSpec
+from acgs_workloads.contract import ConstitutionSnapshot, ModelSpec
 
 Columns = dict[str, np.ndarray]
 LABEL = "label"
@@ -36,10 +36,13 @@ class Component(ABC):
     request_model: ClassVar[type[HashedRequest]]
     response_model: ClassVar[type[BaseModel]]
     input_dtype: ClassVar[torch.dtype] = torch.float32
+    fact_width: ClassVar[int] = 0  # logits after the class logits: the facts the model read (text components)
 
     @abstractmethod
-    def generate(self, examples: int, seed: int, spec: ModelSpec) -> Columns:
-        """``examples`` labelled examples as named numpy columns (``label`` holds the class index)."""
+    def generate(self, examples: int, seed: int, spec: ModelSpec,
+                 constitution: ConstitutionSnapshot | None = None) -> Columns:
+        """``examples`` labelled examples as named numpy columns (``label`` holds the class index); components
+        whose labels follow the Constitution take them from ``constitution`` (the default one when None)."""
 
     @abstractmethod
     def inputs(self, cols: Columns, spec: ModelSpec) -> dict[str, np.ndarray]:
@@ -66,6 +69,23 @@ class Component(ABC):
     def request_for(self, cols: Columns, index: int, constitution_hash: str) -> dict[str, Any]:
         """A request (JSON body) equivalent to row ``index`` of ``cols``."""
 
+    def targets(self, cols: Columns) -> dict[str, np.ndarray]:
+        """Training targets besides ``label`` (e.g. the facts a text component learns to read)."""
+        return {}
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training loss of a batch (default: cross-entropy of the class logits)."""
+        return classification_loss(model, batch)
+
+    def apply_facts(self, cols: Columns, fact_logits: np.ndarray) -> None:
+        """Update request columns with the facts the model read (``fact_width`` logits per row)."""
+        return None
+
+    def explain(self, cols: Columns, evaluate: Callable[[Sequence[dict[str, Any]]], list[Any]]) -> None:
+        """Add what the constitution says about each request to ``cols`` (the serving guard's evaluator, so a
+        response can name the principles that decided); default: nothing."""
+        return None
+
     def prepare_for_inference(self, model: nn.Module) -> None:
         """Put a trained model into its serving configuration (default: nothing to do)."""
         return None
@@ -82,6 +102,8 @@ def train_tensors(component: Component, cols: Columns, spec: ModelSpec) -> dict[
     if "mask" in arrays:
         tensors["mask"] = torch.as_tensor(arrays["mask"], dtype=torch.bool)
     tensors["y"] = torch.as_tensor(cols[LABEL], dtype=torch.int64)
+    for name, values in component.targets(cols).items():
+        tensors[name] = torch.as_tensor(values)
     return tensors
 
 
@@ -97,14 +119,15 @@ def classification_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tor
 
 @torch.no_grad()
 def predict_arrays(model: nn.Module, arrays: dict[str, np.ndarray], dtype: torch.dtype,
-                   batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted class indices and class probabilities for model inputs."""
+                   batch_size: int = 1024, classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted class indices and class probabilities for model inputs (the first ``classes`` logits when the
+    model also reads facts)."""
     model.eval()
     x = torch.as_tensor(arrays["x"], dtype=dtype)
     mask = torch.as_tensor(arrays["mask"], dtype=torch.bool) if "mask" in arrays else None
     probs: list[torch.Tensor] = []
     for start in range(0, x.shape[0], batch_size):
-        logits = model(x[start : start + batch_size]).float()
+        logits = model(x[start : start + batch_size]).float()[:, :classes]
         logits = masked_logits(logits, None if mask is None else mask[start : start + batch_size])
         probs.append(torch.softmax(logits, dim=-1))
     p = torch.cat(probs) if probs else torch.zeros((0, 1))
@@ -117,7 +140,10 @@ def dataset_digest(cols: Columns) -> str:
     for name in sorted(cols):
         array = np.ascontiguousarray(cols[name])
         h.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
-        h.update(array.tobytes())
+        if array.dtype == object:  # text: the strings, not their addresses
+            h.update("\x00".join(str(v) for v in array.reshape(-1)).encode())
+        else:
+            h.update(array.tobytes())
     return "sha256:" + h.hexdigest()
 
 

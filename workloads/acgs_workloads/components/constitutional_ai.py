@@ -1,119 +1,128 @@
-"""constitutional-ai: (scenario, context, user request, principles) -> governance decision with safeguards."""
+"""constitutional-ai: a request in plain words (+ optional structured context) -> governance decision.
+
+``POST /constitutional-ai/predict`` with ``{"scenario": "...", "context": {...} or "a sentence",
+"user_request": "send the patients' records to a partner", "constitutional_principles": [...],
+"constitutional_hash": "..."}`` answers the decision, the safeguards it needs, a ``reasoning`` that names
+the facts read and the principles that decided, a ``compliance_score`` and the facts judged. Labels:
+the Constitution's own Rego (:mod:`.labels`) plus the house rules of
+:func:`~acgs_workloads.components.governance.house_minimum`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
-from torch import nn
 
-from acgs_workloads.components.base import LABEL, Columns, Component, HashedRequest, one_hot
-from acgs_workloads.components.governance import (
-    DECISIONS,
-    constitutional_minimum,
-    context_columns,
-    flip_labels,
-    governance_decisions,
-    governance_features,
-    house_minimum,
-    reasoning,
-    request_features,
-    safeguards_for,
-    sample_governance,
-)
-from acgs_workloads.components.models import MLPClassifier
-from acgs_workloads.components.schemas import Decision, GovernanceContext
-from acgs_workloads.contract import ModelSpec
+from acgs_workloads.components.base import Columns
+from acgs_workloads.components.governance import DECISIONS, safeguards_for
+from acgs_workloads.components.language import DOMAINS
+from acgs_workloads.components.schemas import Decision
+from acgs_workloads.components.text_governance import FactsRead, TextGovernance, TextRequest, facts_row
 
-SCENARIOS = ("general", "healthcare", "finance", "hiring", "content-moderation", "security")
-Scenario = Literal["general", "healthcare", "finance", "hiring", "content-moderation", "security"]
-# per scenario: P(contains_pii), P(protected_attribute_used), P(automated), risk distribution
-_PII = np.array([0.3, 0.8, 0.6, 0.5, 0.2, 0.4])
-_PROTECTED = np.array([0.05, 0.1, 0.12, 0.35, 0.1, 0.05])
-_AUTOMATED = np.array([0.4, 0.4, 0.7, 0.6, 0.7, 0.5])
-_RISK = np.array(
-    [[0.5, 0.3, 0.15, 0.05], [0.2, 0.35, 0.3, 0.15], [0.3, 0.3, 0.3, 0.1],
-     [0.3, 0.35, 0.25, 0.1], [0.45, 0.3, 0.2, 0.05], [0.15, 0.3, 0.35, 0.2]]
-)
+KNOWN_SCENARIOS = (*DOMAINS, "ethical_dilemma", "data_access", "compliance_review", "incident_response")
 
 
-class ConstitutionalRequest(HashedRequest):
-    scenario: Scenario = "general"
-    context: GovernanceContext = Field(default_factory=GovernanceContext)
-    user_request: str = Field(default="", max_length=8192)
-    principles: list[str] = Field(default_factory=list, description="Principle ids to report on (all if empty).")
+class ConstitutionalRequest(TextRequest):
+    scenario: str = Field(default="general", max_length=256,
+                          description=f"Free text; known values: {', '.join(KNOWN_SCENARIOS)}.")
+    user_request: str = Field(default="", max_length=8192, description="The request, in plain words.")
+    constitutional_principles: list[str] = Field(
+        default_factory=list, max_length=64,
+        description="Principle ids of the served Constitution to report on (all if empty); an id the "
+                    "Constitution does not have is refused (422).")
+
+    def request_text(self) -> str:
+        return " ".join(t for t in (self.user_request, super().request_text()) if t)
+
+    def scenario_words(self) -> str:
+        return self.scenario
+
+    def principle_ids(self) -> list[str]:
+        return self.constitutional_principles
+
+
+class PrincipleFinding(BaseModel):
+    principle: str
+    messages: list[str] = Field(description="Why this principle rules out plain approval of the request.")
 
 
 class ConstitutionalResponse(BaseModel):
     decision: Decision
     safeguards: list[str]
-    reasoning: str
-    compliance_score: float = Field(ge=0.0, le=1.0, description="Model probability of a compliant decision.")
+    reasoning: str = Field(description="The facts read and the principles that decided.")
+    compliance_score: float = Field(ge=0.0, le=1.0, description="Model probability of a decision at least as "
+                                    "restrictive as the constitution requires for the facts judged.")
+    facts: FactsRead
+    principles: list[PrincipleFinding] = Field(
+        description="Principles (of those requested) that rule out plain approval, with their messages.")
     constitutional_hash: str
 
 
-def generate_governance_labels(rng: np.random.Generator, cols: Columns) -> np.ndarray:
-    harm = cols["harm_true"]
-    level = np.maximum(constitutional_minimum(cols, harm), house_minimum(cols, harm))
-    return flip_labels(rng, level)
+def fact_phrases(row: dict[str, Any], harm_level: str) -> list[str]:
+    """The facts of a request in words (what was read that matters)."""
+    facts: list[str] = []
+    if row["contains_pii"]:
+        facts.append("personal data " + ("with consent" if row["consent"] else "without consent"))
+    if row["protected_attribute_used"]:
+        facts.append("a protected attribute is used")
+    if row["automated"]:
+        explained = row["explanation_provided"]
+        facts.append("automated " + ("with an explanation" if explained else "without an explanation"))
+    if row["risk_level"] != "low":
+        facts.append(f"{row['risk_level']} risk" + ("" if row["has_audit_trail"] else " without an audit trail"))
+    if harm_level != "negligible":
+        facts.append(f"{harm_level} harm possible")
+    if not row["human_oversight_available"]:
+        facts.append("no human reviewer available")
+    return facts or ["no personal data, low risk, negligible harm"]
 
 
-class ConstitutionalAI(Component):
+def reasoning_text(decision: str, row: dict[str, Any], harm_level: str, findings: Sequence[PrincipleFinding],
+                   judged: bool) -> str:
+    text = f"{decision}: " + "; ".join(fact_phrases(row, harm_level)) + "."
+    if findings:
+        text += " " + " ".join(f"{f.principle}: {'; '.join(f.messages)}." for f in findings)
+    elif judged:
+        text += " The constitution allows approval of these facts."
+    return text
+
+
+class ConstitutionalAI(TextGovernance):
     name = "constitutional-ai"
-    classes = DECISIONS
     request_model = ConstitutionalRequest
     response_model = ConstitutionalResponse
 
-    def generate(self, examples: int, seed: int, spec: ModelSpec) -> Columns:
-        rng = np.random.default_rng(seed)
-        scenario = rng.integers(0, len(SCENARIOS), examples)
-        cols = sample_governance(
-            rng,
-            examples,
-            flag_p={"contains_pii": _PII[scenario], "protected_attribute_used": _PROTECTED[scenario],
-                    "automated": _AUTOMATED[scenario]},
-            risk_p=_RISK[scenario],
-        )
-        cols["scenario"] = scenario
-        cols[LABEL] = generate_governance_labels(rng, cols)
-        return cols
-
-    def inputs(self, cols: Columns, spec: ModelSpec) -> dict[str, np.ndarray]:
-        x = np.concatenate([governance_features(cols), one_hot(cols["scenario"], len(SCENARIOS))], axis=1)
-        return {"x": x}
-
-    def build_model(self, spec: ModelSpec) -> nn.Module:
-        return MLPClassifier(4 + 7 + 1 + len(SCENARIOS), len(self.classes), spec)
-
-    def decisions(self, cols: Columns, predicted: np.ndarray) -> list[dict[str, Any]]:
-        return governance_decisions(self.name, cols, predicted)
-
-    def columns_from_requests(self, requests: Sequence[Any], spec: ModelSpec) -> Columns:
-        cols = context_columns([r.context.as_row() for r in requests])
-        cols["scenario"] = np.array([SCENARIOS.index(r.scenario) for r in requests], dtype=np.int64)
-        return cols
-
     def request_for(self, cols: Columns, index: int, constitution_hash: str) -> dict[str, Any]:
         return {
-            "scenario": SCENARIOS[int(cols["scenario"][index])],
-            "context": request_features(cols, index),
-            "user_request": "please review this request",
-            "principles": [],
+            "scenario": str(cols["scenario"][index]),
+            "context": self.request_context(cols, index),
+            "user_request": str(cols["text"][index]),
             "constitutional_hash": constitution_hash,
         }
 
+    def probe_request(self, text: str, constitution_hash: str) -> dict[str, Any]:
+        return {"scenario": "general", "user_request": text, "constitutional_hash": constitution_hash}
+
     def respond(self, request: Any, cols: Columns, index: int, predicted: int, probabilities: np.ndarray,
                 constitution_hash: str) -> BaseModel:
-        row = request_features(cols, index)
+        row = facts_row(cols, index)
         decision = DECISIONS[predicted]
-        allowed = int(constitutional_minimum({k: v[index : index + 1] for k, v in cols.items()},
-                                             cols["harm_score"][index : index + 1])[0])
+        facts = self.facts_read(cols, index)
+        judged = "allowed" in cols
+        allowed = int(cols["allowed"][index]) if judged else predicted
+        why: dict[str, Any] = cols["why"][index] if judged else {}
+        wanted = set(request.constitutional_principles)
+        findings = [PrincipleFinding(principle=pid, messages=sorted(msgs)) for pid, msgs in sorted(why.items())
+                    if not wanted or pid in wanted]
         return ConstitutionalResponse(
             decision=decision,
             safeguards=safeguards_for(row, decision),
-            reasoning=reasoning(row, decision),
-            compliance_score=round(float(probabilities[allowed:].sum()), 6),
+            reasoning=reasoning_text(decision, row, facts.harm_level, findings, judged),
+            compliance_score=round(float(np.clip(probabilities[allowed:].sum(), 0.0, 1.0)), 6),
+            facts=facts,
+            principles=findings,
             constitutional_hash=constitution_hash,
         )

@@ -12,13 +12,14 @@ import pyarrow.parquet as pq
 
 from acgs_workloads.artifacts import read_bytes, write_bytes
 from acgs_workloads.components.base import LABEL, Columns, Component
-from acgs_workloads.contract import DatasetSpec, ModelSpec
+from acgs_workloads.contract import ConstitutionSnapshot, DatasetSpec, ModelSpec
 
 
-def load_columns(component: Component, dataset: DatasetSpec, spec: ModelSpec) -> Columns:
-    """The labelled columns of ``dataset`` for ``component``."""
+def load_columns(component: Component, dataset: DatasetSpec, spec: ModelSpec,
+                 constitution: ConstitutionSnapshot | None = None) -> Columns:
+    """The labelled columns of ``dataset`` for ``component`` (generated labels follow ``constitution``)."""
     if dataset.generator is not None:
-        return component.generate(dataset.generator.examples, dataset.generator.seed, spec)
+        return component.generate(dataset.generator.examples, dataset.generator.seed, spec, constitution)
     if dataset.uri is None:
         raise ValueError("dataset needs a generator or a uri")
     return read_columns(dataset.uri, component)

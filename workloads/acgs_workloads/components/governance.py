@@ -158,3 +158,10 @@ def context_columns(contexts: list[dict[str, Any]]) -> Columns:
     cols["harm_score"] = np.round(np.clip(harm, 0.0, 1.0), 2)
     cols["harm_true"] = cols["harm_score"].copy()
     return cols
+
+
+def generate_governance_labels(rng: np.random.Generator, cols: Columns) -> np.ndarray:
+    """Reference labels of the token components (default constitution's rules, house rules, flipped share)."""
+    harm = cols["harm_true"]
+    level = np.maximum(constitutional_minimum(cols, harm), house_minimum(cols, harm))
+    return flip_labels(rng, level)

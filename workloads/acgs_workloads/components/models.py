@@ -179,3 +179,29 @@ class TransformerClassifier(nn.Module):
             else:
                 h = block(h, pad_arg)
         return self.head(self.norm(h[:, 0]))
+
+
+class TextClassifier(nn.Module):
+    """A bag of hashed n-grams (mean of their embeddings, fastText-style) feeding a residual MLP.
+
+    ``forward`` returns ``classes + facts`` logits per row: the decision first, then the fact head (what the
+    text says about each governance fact), trained together so that the decision rests on facts the model
+    can report.
+    """
+
+    def __init__(self, buckets: int, classes: int, facts: int, spec: ModelSpec) -> None:
+        super().__init__()
+        self.embed = nn.EmbeddingBag(buckets, spec.hidden_size, mode="mean", padding_idx=0)
+        nn.init.zeros_(self.embed.weight)  # an n-gram never seen in training says nothing (not a random vector)
+        self.body = MLPClassifier(spec.hidden_size, classes + facts, spec)
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return self.body.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:
+        self.body.gradient_checkpointing = value
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.body(self.embed(ids))

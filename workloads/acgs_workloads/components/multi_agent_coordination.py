@@ -1,24 +1,34 @@
-"""multi-agent-coordination: (scenario, agents, task, priority) -> lead agent, strategy and assignments.
+"""multi-agent-coordination: (scenario, involved agents, task in words, priority) -> lead, strategy, sub-tasks.
 
-Classes are (lead role, strategy) pairs; roles absent from the request are masked out. The reference
-choice follows the constitution (PII work led by the privacy officer, high-risk work led by an oversight
-role, critical work by consensus) plus house preferences (task-type leads, strategy by size and urgency);
-an unobserved "busy" factor sometimes hands a non-mandated lead to the next candidate.
+``POST /multi-agent/predict`` with ``{"scenario": "conflict_resolution", "involved_agents": ["ethics",
+"legal", "operational"], "task_description": "Resolve data access conflict", "priority": "high",
+"constitutional_hash": "..."}``. Agents are names (or ``{"name", "role"}`` objects); a name is mapped to a
+role by its words (:data:`ROLE_WORDS`: e.g. ethics -> safety-reviewer, legal -> auditor, operational ->
+executor); a name with no known word is refused (422). The model reads ``task_description`` (hashed n-grams,
+:mod:`.language`) with the roles present and the priority, and returns the lead and strategy (classes are
+(lead role, strategy) pairs; absent roles are masked out) plus the facts it read (task kind, personal data,
+risk). The reference choice follows the constitution (PII work led by the privacy officer, high-risk work
+led by an oversight role, critical work by consensus) plus house preferences (task-type leads, strategy by
+size and urgency); an unobserved "busy" factor sometimes hands a non-mandated lead to the next candidate.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, Field, field_validator
 from torch import nn
 
-from acgs_workloads.components.base import LABEL, Columns, Component, HashedRequest, one_hot
+from acgs_workloads.components import language as lang
+from acgs_workloads.components.base import LABEL, Columns, Component, HashedRequest, masked_logits
 from acgs_workloads.components.governance import RISK_LEVELS
-from acgs_workloads.components.models import MLPClassifier
-from acgs_workloads.contract import ModelSpec
+from acgs_workloads.components.models import TextClassifier
+from acgs_workloads.contract import ConstitutionSnapshot, ModelSpec
 
 ROLES = ("planner", "researcher", "executor", "auditor", "privacy-officer", "safety-reviewer")
 STRATEGIES = ("sequential", "parallel", "hierarchical", "consensus")
@@ -28,16 +38,51 @@ CLASSES = tuple(f"{role}/{strategy}" for role in ROLES for strategy in STRATEGIE
 Role = Literal["planner", "researcher", "executor", "auditor", "privacy-officer", "safety-reviewer"]
 OVERSIGHT = np.array([r in ("auditor", "privacy-officer", "safety-reviewer") for r in ROLES])
 TASK_LEAD = {"research": "researcher", "planning": "planner", "execution": "executor", "review": "auditor"}
+ROLE_WORDS: dict[str, tuple[str, ...]] = {
+    "privacy-officer": ("privacy", "dpo", "gdpr", "dataprotection"),
+    "safety-reviewer": ("safety", "ethics", "ethical", "security", "trust", "reviewer", "harm"),
+    "auditor": ("auditor", "audit", "legal", "compliance", "counsel", "risk", "finance"),
+    "planner": ("planner", "planning", "coordinator", "manager", "product", "strategy", "pm"),
+    "researcher": ("researcher", "research", "analyst", "analytics", "science", "scientist", "data"),
+    "executor": ("executor", "operational", "operations", "ops", "engineering", "engineer", "developer",
+                 "devops", "execution", "support", "it"),
+}
 SUBTASKS = {
     "planner": "break the task into steps and track them",
     "researcher": "gather evidence and sources",
     "executor": "carry out the approved steps",
-    "auditor": "record decisions and check them against policy",
+    "auditor": "record decisions and check them against policy and law",
     "privacy-officer": "review personal-data handling",
-    "safety-reviewer": "assess risks and sign off",
+    "safety-reviewer": "assess ethical and safety risks and sign off",
+}
+TASK_VERBS = {
+    "research": ("investigate", "find out why we see", "gather evidence on", "analyse", "research", "look into"),
+    "planning": ("plan", "draw up a roadmap for", "schedule", "prepare a plan for", "organise",
+                 "design the approach to"),
+    "execution": ("deploy", "carry out", "implement", "roll out", "migrate", "execute"),
+    "review": ("review", "audit", "check", "resolve the conflict over", "assess", "sign off on"),
+}
+TASK_OBJECTS = {
+    True: ("customer data access", "the patients' records", "employee personal data", "access to personal data",
+           "users' contact details", "the HR files", "customer records retention"),
+    False: ("the release schedule", "the server migration", "the quarterly roadmap", "the build pipeline",
+            "the office move", "the documentation backlog", "the cache configuration"),
 }
 BUSY_SHARE = 0.08
 STRATEGY_NOISE = 0.03
+FACT_WIDTH = 1 + 4 + 4  # personal data, risk level, task kind
+
+
+def role_of(name: str) -> str | None:
+    """The role an agent name maps to (its words against :data:`ROLE_WORDS`), or None."""
+    words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
+    if name.lower() in ROLES:
+        return name.lower()
+    for word in words:
+        for role, known in ROLE_WORDS.items():
+            if word in known or word == role:
+                return role
+    return None
 
 
 class Agent(BaseModel):
@@ -47,25 +92,57 @@ class Agent(BaseModel):
 
 class CoordinationRequest(HashedRequest):
     scenario: str = Field(default="general", max_length=256)
-    agents: list[Agent] = Field(min_length=1, max_length=64)
-    task: Literal["research", "planning", "execution", "review"]
+    involved_agents: list[str | Agent] = Field(
+        min_length=1, max_length=64,
+        description="Agent names (mapped to roles by their words, e.g. ethics, legal, operational) or "
+                    "{name, role} objects.")
+    task_description: str = Field(min_length=1, max_length=4096, description="The task, in plain words.")
     priority: Literal["low", "normal", "high", "urgent"] = "normal"
-    contains_pii: bool = False
-    risk_level: Literal["low", "medium", "high", "critical"] = "low"
+    contains_pii: bool | None = Field(default=None, description="Stated by the client; else read from the text.")
+    risk_level: Literal["low", "medium", "high", "critical"] | None = None
 
-    @field_validator("agents")
+    @field_validator("involved_agents")
     @classmethod
-    def _unique_names(cls, agents: list[Agent]) -> list[Agent]:
-        names = [a.name for a in agents]
+    def _agents(cls, agents: list[str | Agent]) -> list[str | Agent]:
+        resolved: list[Agent] = []
+        for i, agent in enumerate(agents):
+            if isinstance(agent, Agent):
+                resolved.append(agent)
+                continue
+            role = role_of(agent)
+            if role is None:
+                raise ValueError(f"involved_agents[{i}] {agent!r} names no known role; use a word such as "
+                                 + ", ".join(sorted({w for ws in ROLE_WORDS.values() for w in ws[:2]}))
+                                 + " or an object {name, role}")
+            resolved.append(Agent(name=agent, role=role))  # type: ignore[arg-type]
+        names = [a.name for a in resolved]
         if len(set(names)) != len(names):
             raise ValueError("agent names must be unique")
-        return agents
+        return list(resolved)
+
+    @property
+    def agents(self) -> list[Agent]:
+        return [a for a in self.involved_agents if isinstance(a, Agent)]
+
+
+class SubTask(BaseModel):
+    agent: str
+    role: str
+    subtask: str
+
+
+class CoordinationFacts(BaseModel):
+    task_kind: str
+    contains_pii: bool
+    risk_level: str
 
 
 class CoordinationResponse(BaseModel):
     lead_agent: str
     strategy: Literal["sequential", "parallel", "hierarchical", "consensus"]
     assignments: dict[str, str]
+    subtasks: list[SubTask]
+    facts: CoordinationFacts
     constitutional_hash: str
 
 
@@ -107,13 +184,34 @@ def reference_choice(cols: Columns, rng: np.random.Generator | None) -> tuple[np
     return lead.astype(np.int64), strategy.astype(np.int64)
 
 
+def compose_tasks(cols: Columns, rng: np.random.Generator) -> np.ndarray:
+    """Task descriptions in words for latent (task, personal data, risk) columns."""
+    n = cols["task"].shape[0]
+    out = np.empty(n, dtype=object)
+    verbs: list[int] = np.asarray(rng.integers(0, 6, n)).tolist()
+    objs: list[int] = np.asarray(rng.integers(0, 7, n)).tolist()
+    risk_words: list[int] = np.asarray(rng.integers(0, 4, n)).tolist()
+    order: list[float] = np.asarray(rng.random(n)).tolist()
+    for i in range(n):
+        verb = TASK_VERBS[TASKS[int(cols["task"][i])]][int(verbs[i])]
+        obj = TASK_OBJECTS[bool(cols["contains_pii"][i])][int(objs[i])]
+        risk = lang.RISK_WORDS[int(cols["risk"][i])][int(risk_words[i])]
+        text = f"{verb} {obj}"
+        text = f"{text}; {risk}" if risk and order[i] < 0.5 else f"{risk}: {text}" if risk else text
+        out[i] = text[:1].upper() + text[1:]
+    return out
+
+
 class MultiAgentCoordination(Component):
     name = "multi-agent-coordination"
     classes = CLASSES
     request_model = CoordinationRequest
     response_model = CoordinationResponse
+    input_dtype = torch.int64
+    fact_width = FACT_WIDTH
 
-    def generate(self, examples: int, seed: int, spec: ModelSpec) -> Columns:
+    def generate(self, examples: int, seed: int, spec: ModelSpec,
+                 constitution: ConstitutionSnapshot | None = None) -> Columns:
         rng = np.random.default_rng(seed)
         size = rng.integers(2, len(ROLES) + 1, examples)
         ranks = np.argsort(rng.random((examples, len(ROLES))), axis=1).argsort(axis=1)
@@ -125,22 +223,48 @@ class MultiAgentCoordination(Component):
             "risk": (rng.random((examples, 1)) > np.array([0.35, 0.65, 0.9])).sum(axis=1).astype(np.int64),
         }
         lead, strategy = reference_choice(cols, rng)
+        cols["text"] = compose_tasks(cols, rng)
         cols[LABEL] = lead * len(STRATEGIES) + strategy
         return cols
 
+    @staticmethod
+    def structured(cols: Columns, i: int) -> list[str]:
+        tokens = [f"role:{r}" for j, r in enumerate(ROLES) if cols["present"][i, j]]
+        tokens.append(f"prio:{PRIORITIES[int(cols['priority'][i])]}")
+        tokens.append(f"size:{int(cols['present'][i].sum())}")
+        if "pii_stated" in cols and cols["pii_stated"][i] >= 0:
+            tokens.append(f"ctx:contains_pii={int(cols['pii_stated'][i])}")
+        if "risk_stated" in cols and cols["risk_stated"][i] >= 0:
+            tokens.append(f"ctx:risk={RISK_LEVELS[int(cols['risk_stated'][i])]}")
+        return tokens
+
     def inputs(self, cols: Columns, spec: ModelSpec) -> dict[str, np.ndarray]:
-        present = cols["present"].astype(np.float32)
-        x = np.concatenate(
-            [present, one_hot(cols["task"], len(TASKS)), one_hot(cols["priority"], len(PRIORITIES)),
-             cols["contains_pii"][:, None].astype(np.float32), one_hot(cols["risk"], len(RISK_LEVELS)),
-             present.sum(axis=1, keepdims=True) / len(ROLES)],
-            axis=1,
-        )
-        mask = np.repeat(cols["present"], len(STRATEGIES), axis=1)
-        return {"x": x, "mask": mask}
+        n = cols["present"].shape[0]
+        x = lang.featurize(list(cols["text"]), [self.structured(cols, i) for i in range(n)])
+        return {"x": x, "mask": np.repeat(cols["present"], len(STRATEGIES), axis=1)}
+
+    def targets(self, cols: Columns) -> dict[str, np.ndarray]:
+        return {"facts": np.stack([cols["contains_pii"].astype(np.int64), cols["risk"], cols["task"]], axis=1)}
 
     def build_model(self, spec: ModelSpec) -> nn.Module:
-        return MLPClassifier(len(ROLES) + len(TASKS) + len(PRIORITIES) + 1 + len(RISK_LEVELS) + 1, len(CLASSES), spec)
+        return TextClassifier(lang.BUCKETS, len(CLASSES), FACT_WIDTH, spec)
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        out = model(batch["x"]).float()
+        c = len(CLASSES)
+        facts, f = out[:, c:], batch["facts"]
+        loss = F.cross_entropy(masked_logits(out[:, :c], batch.get("mask")), batch["y"])
+        aux = F.binary_cross_entropy_with_logits(facts[:, 0], f[:, 0].float())
+        aux = aux + F.cross_entropy(facts[:, 1:5], f[:, 1]) + F.cross_entropy(facts[:, 5:9], f[:, 2])
+        return loss + 0.5 * aux
+
+    def apply_facts(self, cols: Columns, fact_logits: np.ndarray) -> None:
+        """Judge on the more restrictive of what the client stated and what the task description says."""
+        read_pii = fact_logits[:, 0] > 0.0
+        read_risk = fact_logits[:, 1:5].argmax(axis=1)
+        cols["task"] = fact_logits[:, 5:9].argmax(axis=1).astype(np.int64)
+        cols["contains_pii"] = (cols["pii_stated"] == 1) | read_pii
+        cols["risk"] = np.maximum(cols["risk_stated"], read_risk).astype(np.int64)
 
     def decisions(self, cols: Columns, predicted: np.ndarray) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -164,37 +288,48 @@ class MultiAgentCoordination(Component):
 
     def columns_from_requests(self, requests: Sequence[Any], spec: ModelSpec) -> Columns:
         present = np.array([[any(a.role == r for a in req.agents) for r in ROLES] for req in requests], dtype=bool)
+        pii = np.array([-1 if r.contains_pii is None else int(r.contains_pii) for r in requests], dtype=np.int64)
+        risk = np.array([-1 if r.risk_level is None else RISK_LEVELS.index(r.risk_level) for r in requests],
+                        dtype=np.int64)
         return {
             "present": present,
-            "task": np.array([TASKS.index(r.task) for r in requests], dtype=np.int64),
+            "task": np.zeros(len(requests), dtype=np.int64),
             "priority": np.array([PRIORITIES.index(r.priority) for r in requests], dtype=np.int64),
-            "contains_pii": np.array([r.contains_pii for r in requests], dtype=bool),
-            "risk": np.array([RISK_LEVELS.index(r.risk_level) for r in requests], dtype=np.int64),
+            "pii_stated": pii,
+            "risk_stated": risk,
+            "contains_pii": pii == 1,
+            "risk": np.maximum(risk, 0),
+            "text": np.array([f"{r.task_description} {r.scenario.replace('_', ' ')}" for r in requests], dtype=object),
         }
 
     def request_for(self, cols: Columns, index: int, constitution_hash: str) -> dict[str, Any]:
         return {
             "scenario": "generated",
-            "agents": [{"name": f"{r}-1", "role": r} for j, r in enumerate(ROLES) if cols["present"][index, j]],
-            "task": TASKS[int(cols["task"][index])],
+            "involved_agents": [{"name": f"{r}-1", "role": r} for j, r in enumerate(ROLES)
+                                if cols["present"][index, j]],
+            "task_description": str(cols["text"][index]),
             "priority": PRIORITIES[int(cols["priority"][index])],
-            "contains_pii": bool(cols["contains_pii"][index]),
-            "risk_level": RISK_LEVELS[int(cols["risk"][index])],
             "constitutional_hash": constitution_hash,
         }
 
     def respond(self, request: Any, cols: Columns, index: int, predicted: int, probabilities: np.ndarray,
                 constitution_hash: str) -> BaseModel:
         lead_role, strategy = divmod(predicted, len(STRATEGIES))
-        lead = next(a for a in request.agents if a.role == ROLES[lead_role])
-        assignments = {
-            a.name: ("lead: coordinate the team and " if a.name == lead.name else "")
-            + f"{SUBTASKS[a.role]} ({request.task})"
-            for a in request.agents
-        }
+        agents = request.agents
+        lead = next(a for a in agents if a.role == ROLES[lead_role])
+        task = TASKS[int(cols["task"][index])]
+        subtasks = [
+            SubTask(agent=a.name, role=a.role,
+                    subtask=("lead: coordinate the team and " if a.name == lead.name else "")
+                    + f"{SUBTASKS[a.role]} for: {request.task_description[:200]}")
+            for a in agents
+        ]
         return CoordinationResponse(
             lead_agent=lead.name,
             strategy=STRATEGIES[strategy],  # type: ignore[arg-type]
-            assignments=assignments,
+            assignments={s.agent: s.subtask for s in subtasks},
+            subtasks=subtasks,
+            facts=CoordinationFacts(task_kind=task, contains_pii=bool(cols["contains_pii"][index]),
+                                    risk_level=RISK_LEVELS[int(cols["risk"][index])]),
             constitutional_hash=constitution_hash,
         )

@@ -18,7 +18,7 @@ from torch import nn
 
 from acgs_workloads.components.base import LABEL, Columns, Component, HashedRequest
 from acgs_workloads.components.models import MLPClassifier
-from acgs_workloads.contract import ModelSpec
+from acgs_workloads.contract import ConstitutionSnapshot, ModelSpec
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 REPLICAS = (1, 2, 4, 8, 16)
@@ -73,7 +73,8 @@ class PerformanceOptimization(Component):
     request_model = LoadRequest
     response_model = ServingConfig
 
-    def generate(self, examples: int, seed: int, spec: ModelSpec) -> Columns:
+    def generate(self, examples: int, seed: int, spec: ModelSpec,
+                 constitution: ConstitutionSnapshot | None = None) -> Columns:
         rng = np.random.default_rng(seed)
         tokens = np.exp(rng.uniform(np.log(16), np.log(1024), examples)).round()
         gpu = rng.random(examples) < 0.5

@@ -15,9 +15,9 @@ from torch import nn
 
 from acgs_workloads.components import tokens as tok
 from acgs_workloads.components.base import LABEL, Columns, Component, HashedRequest
-from acgs_workloads.components.constitutional_ai import generate_governance_labels
 from acgs_workloads.components.governance import (
     DECISIONS,
+    generate_governance_labels,
     governance_decisions,
     reasoning,
     request_features,
@@ -26,7 +26,7 @@ from acgs_workloads.components.governance import (
 )
 from acgs_workloads.components.models import TransformerClassifier
 from acgs_workloads.components.schemas import Decision, GovernanceContext
-from acgs_workloads.contract import ModelSpec
+from acgs_workloads.contract import ConstitutionSnapshot, ModelSpec
 
 
 class TokenRequest(HashedRequest):
@@ -84,7 +84,8 @@ class TransformerEfficiency(Component):
     response_model = TokenResponse
     input_dtype = torch.int64
 
-    def generate(self, examples: int, seed: int, spec: ModelSpec) -> Columns:
+    def generate(self, examples: int, seed: int, spec: ModelSpec,
+                 constitution: ConstitutionSnapshot | None = None) -> Columns:
         rng = np.random.default_rng(seed)
         cols = sample_governance(rng, examples)
         cols[LABEL] = generate_governance_labels(rng, cols)

@@ -165,9 +165,14 @@ class ServedModel:
         arrays = self.component.inputs(cols, self.spec)
         x = torch.as_tensor(arrays["x"], dtype=self.component.input_dtype).to(self.device, non_blocking=True)
         mask = torch.as_tensor(arrays["mask"], dtype=torch.bool).to(self.device) if "mask" in arrays else None
+        classes = len(self.component.classes)
         with self._lock, torch.inference_mode():
-            logits = masked_logits(self.model(x).float(), mask)
+            raw = self.model(x).float()
+            logits = masked_logits(raw[:, :classes], mask)
             probs = torch.softmax(logits, dim=-1).cpu()
+            facts = raw[:, classes:].cpu().numpy() if self.component.fact_width else None
+        if facts is not None:  # judge on the more restrictive of the client's facts and the facts read
+            self.component.apply_facts(cols, facts)
         return Inference(cols=cols, predicted=probs.argmax(dim=-1).numpy(), probabilities=probs.numpy())
 
     def decisions_for(self, cols: Columns, rows: np.ndarray, classes: np.ndarray) -> list[dict[str, Any]]:
@@ -193,6 +198,8 @@ class ServedModel:
             if not parsed:
                 return []
             inference = self.infer(parsed)
+            if guard is not None:
+                self.component.explain(inference.cols, guard.evaluate)
             if guard is None:
                 classes = [int(c) for c in inference.predicted]
                 out = [Prediction(self.respond(r, inference, i, classes[i]), classes[i]) for i, r in enumerate(parsed)]

@@ -19,7 +19,12 @@ from typing import Any
 from pydantic import BaseModel, Field, create_model
 
 from acgs_workloads.contract import ModelAppArgs
-from acgs_workloads.serving.errors import ConstitutionHashMismatch, ModelLoadError, NoCompliantDecision
+from acgs_workloads.serving.errors import (
+    ConstitutionHashMismatch,
+    InvalidRequest,
+    ModelLoadError,
+    NoCompliantDecision,
+)
 from acgs_workloads.serving.guard import Evaluator, GuardReport
 from acgs_workloads.serving.metrics import ReplicaMetrics
 from acgs_workloads.serving.model import ServedModel, pick_device
@@ -107,10 +112,23 @@ class ModelService:
             raise ConstitutionHashMismatch(self.constitution_hash, requested, self.hash_aliases)
         return requested
 
+    def check_principles(self, request: Any) -> None:
+        """:class:`InvalidRequest` naming the ``constitutional_principles`` the served Constitution does not have."""
+        asked = getattr(request, "constitutional_principles", None) or []
+        known = [p.id for p in self.args.constitution.principles]
+        unknown = [pid for pid in asked if pid not in known]
+        if unknown:
+            raise InvalidRequest([{
+                "type": "value_error", "loc": ("body", "constitutional_principles"),
+                "msg": f"unknown principle(s) {', '.join(map(repr, unknown))}; the constitution "
+                       f"{self.args.constitution.name} has {', '.join(known)}",
+            }])
+
     async def predict(self, request: Any) -> Row:
         """The JSON response for one validated request (batched when a batcher is installed). It carries the
         served hash as ``constitutional_hash`` and the hash the request named as ``matched_hash``."""
         matched = self.check_hash(request)
+        self.check_principles(request)
         result = await self.batcher(request) if self.batcher is not None else self.predict_batch([request])[0]
         if isinstance(result, Exception):
             raise result

@@ -74,9 +74,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory, constitution: Constitution
         if component not in cache:
             cfg = TrainRunConfig(
                 run_id=f"serving-{component}", component=component, constitution=constitution,  # type: ignore[arg-type]
-                dataset=DatasetSpec(generator=GeneratorSpec(examples=1200, seed=7)),
+                dataset=DatasetSpec(generator=GeneratorSpec(examples=4000, seed=7)),
                 model=ModelSpec(hidden_size=32, layers=1),
-                training=TrainingSpec(epochs=2, batch_size=64, learning_rate=0.01),
+                training=TrainingSpec(epochs=3, batch_size=64, learning_rate=0.01),
                 artifact_root=str(root), use_ray=False,
             )
             torch.set_grad_enabled(True)  # train.run leaves autograd disabled in this process after a run

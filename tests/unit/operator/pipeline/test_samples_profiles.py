@@ -21,8 +21,9 @@ def test_samples_cover_every_component_and_the_served_three(loaded: samples.Samp
     assert loaded.constitution["kind"] == "Constitution" and loaded.constitution["metadata"]["name"] == "default"
     served = sorted(samples.deployment_component(m, loaded.training_jobs) for m in loaded.deployments)
     assert served == sorted(samples.SERVED)
-    assert sorted(samples.route_prefix(m, loaded.training_jobs) for m in loaded.deployments) == sorted(
-        f"/{c}" for c in samples.SERVED)
+    # the documented routes: /constitutional-ai, /policy-governance, /multi-agent
+    assert sorted(samples.route_prefix(m, loaded.training_jobs) for m in loaded.deployments) == [
+        "/constitutional-ai", "/multi-agent", "/policy-governance"]
 
 
 def test_split_refuses_a_dangling_training_job_reference() -> None:

@@ -11,7 +11,8 @@ from acgs_workloads.artifacts import save_artifact
 from acgs_workloads.components import get, names
 from acgs_workloads.components.base import dataset_digest, split_columns, train_tensors
 from acgs_workloads.components.datasets import read_columns, write_columns
-from acgs_workloads.components.policy_governance import generate_policy, policy_compiles
+from acgs_workloads.components.labels import constitution_minimum, decision_table
+from acgs_workloads.components.policy_governance import evaluate_module, rego_module
 from acgs_workloads.components.tokens import decode, encode, harm_decile
 from acgs_workloads.constitution import ConstitutionEvaluator, compliance_share
 from acgs_workloads.contract import ConstitutionSnapshot, ModelSpec
@@ -45,12 +46,11 @@ def test_labels_agree_with_the_rego_engine(name: str, evaluator: ConstitutionEva
     assert agreement >= MIN_AGREEMENT.get(name, 0.95)
 
 
-def test_governance_labels_are_the_least_restrictive_compliant_decision(evaluator: ConstitutionEvaluator) -> None:
+def test_governance_labels_are_the_least_restrictive_compliant_decision(evaluator: ConstitutionEvaluator,
+                                                                        constitution: ConstitutionSnapshot) -> None:
     component = get("constitutional-ai")
     cols = component.generate(200, 5, SPEC)
-    from acgs_workloads.components.governance import constitutional_minimum
-
-    minimum = constitutional_minimum(cols, cols["harm_score"])
+    minimum = constitution_minimum(decision_table(constitution, component.name), cols)
     assert compliance_share(evaluator.evaluate(component.decisions(cols, minimum))) == 1.0
     looser = np.maximum(minimum - 1, 0)
     rows = np.flatnonzero(minimum > 0)
@@ -66,11 +66,11 @@ def test_model_forward_and_gradient_checkpointing(name: str) -> None:
     torch.manual_seed(0)
     model = component.build_model(SPEC)
     logits = model(data["x"][:8])
-    assert logits.shape == (8, len(component.classes))
+    assert logits.shape == (8, len(component.classes) + component.fact_width)
     model.train()
     model.gradient_checkpointing = True
     torch.manual_seed(1)
-    loss = torch.nn.functional.cross_entropy(model(data["x"][:8]), data["y"][:8])
+    loss = component.loss(model, {k: v[:8] for k, v in data.items()})
     loss.backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
@@ -117,10 +117,15 @@ def test_tokens_round_trip() -> None:
 
 
 @pytest.mark.parametrize("decision", ["approve", "approve_with_safeguards", "escalate", "deny"])
-def test_generated_policies_compile(decision: str) -> None:
-    policy = generate_policy("access_control", "gdpr", "public", decision, ["monitoring", "pii-redaction"])
-    assert policy_compiles(policy)
-    assert not policy_compiles(policy.replace("default allow := false", "default allow := "))
+def test_generated_modules_compile_and_their_verdict_is_the_strictest_control(decision: str) -> None:
+    facts = {"contains_pii": True, "consent": False, "has_audit_trail": False, "explanation_provided": False,
+             "protected_attribute_used": False, "human_oversight_available": True, "automated": True,
+             "risk_level": "medium", "harm_score": 0.1}
+    module = rego_module("data_protection", "GDPR", "organization", decision, facts)
+    assert "GDPR Art. 6" in module and "GDPR Art. 22" in module and "Art. 35" not in module  # only what applies
+    verdict = evaluate_module(module, facts, "organization")
+    assert verdict == (decision if decision != "approve" else "approve_with_safeguards")
+    assert evaluate_module(module.replace("verdict :=", "verdict :=="), facts, "organization") is None
 
 
 def _request(name: str, constitution: ConstitutionSnapshot) -> dict[str, object]:
@@ -163,23 +168,33 @@ def test_seed_response_shapes(constitution: ConstitutionSnapshot) -> None:
     h = constitution.hash
     ca = predictors["constitutional-ai"].predict({
         "scenario": "hiring", "context": {"contains_pii": True, "risk_level": "high"},
-        "user_request": "rank these applicants", "principles": ["fairness"], "constitutional_hash": h}).response
-    assert set(ca.model_dump()) == {"decision", "safeguards", "reasoning", "compliance_score", "constitutional_hash"}
+        "user_request": "rank these applicants", "constitutional_principles": ["fairness"],
+        "constitutional_hash": h}).response
+    assert {"decision", "safeguards", "reasoning", "compliance_score", "constitutional_hash", "facts",
+            "principles"} == set(ca.model_dump())
+    assert ca.facts.contains_pii and ca.facts.risk_level in ("high", "critical")  # type: ignore[attr-defined]
     pg = predictors["policy-governance"].predict({
         "policy_type": "data_retention", "framework": "gdpr", "scope": "organization", "context": {},
         "constitutional_hash": h}).response
-    assert pg.compiled and pg.policy.startswith("package acgs.generated.data_retention.gdpr")  # type: ignore[attr-defined]
+    assert pg.compiled and "package acgs.generated.data_retention.gdpr" in pg.opa_rule  # type: ignore[attr-defined]
+    assert pg.governance_decision.framework == "GDPR"  # type: ignore[attr-defined]
     ma = predictors["multi-agent-coordination"].predict({
-        "scenario": "incident", "agents": [{"name": "ann", "role": "planner"}, {"name": "bo", "role": "auditor"}],
-        "task": "review", "priority": "high", "constitutional_hash": h}).response
-    assert ma.lead_agent in {"ann", "bo"} and set(ma.assignments) == {"ann", "bo"}  # type: ignore[attr-defined]
+        "scenario": "incident", "involved_agents": [{"name": "ann", "role": "planner"}, "legal"],
+        "task_description": "review the incident report", "priority": "high", "constitutional_hash": h}).response
+    assert ma.lead_agent in {"ann", "legal"} and set(ma.assignments) == {"ann", "legal"}  # type: ignore[attr-defined]
+    assert [s.role for s in ma.subtasks] == ["planner", "auditor"]  # type: ignore[attr-defined]
     po = predictors["performance-optimization"].predict({
         "request_rate_rps": 200, "slo_p99_ms": 100, "base_ms": 5, "per_item_ms": 1, "constitutional_hash": h}).response
     assert po.batch_size >= 1 and po.replicas >= 1  # type: ignore[attr-defined]
     te = predictors["transformer-efficiency"].predict(
         {"context": {"risk_level": "critical"}, "constitutional_hash": h}).response
     assert te.decision in {"approve", "approve_with_safeguards", "escalate", "deny"}  # type: ignore[attr-defined]
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="unique"):
         predictors["multi-agent-coordination"].predict({
-            "agents": [{"name": "a", "role": "planner"}, {"name": "a", "role": "auditor"}], "task": "review",
-            "constitutional_hash": h})
+            "involved_agents": [{"name": "a", "role": "planner"}, {"name": "a", "role": "auditor"}],
+            "task_description": "review", "constitutional_hash": h})
+    with pytest.raises(ValidationError, match="names no known role"):
+        predictors["multi-agent-coordination"].predict({
+            "involved_agents": ["zorblax"], "task_description": "review", "constitutional_hash": h})
+    with pytest.raises(ValidationError, match="unknown framework"):
+        predictors["policy-governance"].predict({"policy_type": "x", "framework": "FOO", "constitutional_hash": h})

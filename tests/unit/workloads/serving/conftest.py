@@ -45,10 +45,11 @@ def biased_model(component: str, favourite: int) -> dict[str, torch.Tensor]:
     classes = len(comp.classes)
     model = comp.build_model(SPEC)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    state["out.weight"] = torch.zeros_like(state["out.weight"])
-    bias = torch.zeros(classes)
+    head = "body.out" if "body.out.weight" in state else "out"  # text components: a head of classes + facts
+    state[f"{head}.weight"] = torch.zeros_like(state[f"{head}.weight"])
+    bias = torch.zeros(classes + comp.fact_width)  # the facts read are all at their defaults (silent text)
     bias[favourite] = 10.0
-    state["out.bias"] = bias
+    state[f"{head}.bias"] = bias
     return state
 
 

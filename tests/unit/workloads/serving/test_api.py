@@ -96,7 +96,7 @@ def test_constitution_mismatch_is_409_with_both_hashes(client: TestClient, const
         ({"context": {"harm_score": -1}}, "harm_score"),
         ({"context": {"risk_level": "apocalyptic"}}, "risk_level"),
         ({"context": {"contains_pii": "maybe"}}, "contains_pii"),
-        ({"scenario": "\u2603"}, "scenario"),
+        ({"scenario": "\u2603" * 300}, "scenario"),
         ({"user_request": "x" * 9000}, "user_request"),
         ({"unexpected": 1}, "unexpected"),
         ({"principles": "privacy"}, "principles"),
@@ -169,7 +169,7 @@ def test_oversized_chunked_body_is_413(client: TestClient) -> None:
 
 
 def test_body_just_under_the_limit_is_accepted(client: TestClient, constitution: ConstitutionSnapshot) -> None:
-    payload = json.dumps(body(constitution, user_request="z" * 8000) | {"principles": ["p" * 8000]}).encode()
+    payload = json.dumps(body(constitution, user_request="z" * 8000) | {"context": {"note": "p" * 8000}}).encode()
     assert 16000 < len(payload) <= 16384
     assert client.post("/predict", content=payload, headers={"content-type": "application/json"}).status_code == 200
 
@@ -277,8 +277,9 @@ def test_policy_governance_is_served_the_same_way(artifact_writer, service_facto
         r = c.post("/predict", json=body(constitution, policy_type="access_control", framework="gdpr",
                                          context={"protected_attribute_used": True}))
         assert r.status_code == 200, r.text
-        assert r.json()["decision"] == "escalate" and r.json()["compiled"] is True
-        assert "escalate" in r.json()["policy"]
+        data = r.json()
+        assert data["governance_decision"]["decision"] == "escalate" and data["compiled"] is True
+        assert 'proposed := "escalate"' in data["opa_rule"] and data["module_verdict"] == "escalate"
         assert c.post("/predict", json=body(constitution)).status_code == 422  # policy_type is required
 
 
@@ -323,3 +324,20 @@ def test_error_table_is_the_one_mapping() -> None:
 
 def test_middleware_refusals_carry_the_served_hash(secured: TestClient, constitution: ConstitutionSnapshot) -> None:
     assert secured.post("/predict", json=body(constitution)).json()["constitutional_hash"] == constitution.hash
+
+
+def test_documented_constitutional_ai_body_is_served_and_unknown_principles_are_named(
+        client: TestClient, constitution: ConstitutionSnapshot) -> None:
+    documented = {"scenario": "ethical_dilemma", "context": {"user_role": "employee", "data_type": "personal"},
+                  "user_request": "Access to customer data for analysis",
+                  "constitutional_principles": ["privacy", "transparency", "accountability"],
+                  "constitutional_hash": "cdd01ef066bc6cf2"}
+    r = client.post("/predict", json=documented)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert {"decision", "reasoning", "compliance_score", "constitutional_hash"} <= set(data)
+    assert data["constitutional_hash"] == constitution.hash and data["matched_hash"] == "cdd01ef066bc6cf2"
+    assert data["facts"]["contains_pii"] is True  # data_type "personal" states it
+    r = client.post("/predict", json={**documented, "constitutional_principles": ["privacy", "telepathy"]})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"][-1] == "constitutional_principles" and "'telepathy'" in r.json()["message"]

@@ -51,7 +51,7 @@ def test_cache_answers_repeats_exactly(constitution: ConstitutionSnapshot) -> No
     second = evaluator.evaluate(decisions)
     assert first == second
     assert evaluator.stats.queries == queries  # no new engine query
-    assert evaluator.stats.hits >= 50
+    assert evaluator.stats.hits >= evaluator.stats.evaluated  # every distinct decision answered from the cache
 
 
 def test_small_cache_never_loses_answers(constitution: ConstitutionSnapshot) -> None:

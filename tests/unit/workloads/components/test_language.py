@@ -1,0 +1,75 @@
+"""Requests in plain words: the generator, hashed n-grams, the restrictive merge and labels from the Constitution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from acgs_workloads.components import get
+from acgs_workloads.components import language as lang
+from acgs_workloads.components.governance import DECISIONS
+from acgs_workloads.components.labels import constitution_minimum, decision_table
+from acgs_workloads.constitution.hashing import constitution_hash
+from acgs_workloads.contract import ConstitutionSnapshot, ModelSpec, Principle
+
+pytestmark = pytest.mark.unit
+SPEC = ModelSpec(hidden_size=16, layers=1)
+
+
+def test_requests_are_varied_seeded_and_hold_out_families() -> None:
+    component = get("constitutional-ai")
+    a = component.generate(400, 3, SPEC)
+    b = component.generate(400, 3, SPEC)
+    assert list(a["text"]) == list(b["text"])
+    assert len(set(a["text"])) > 390  # not a handful of templates
+    assert not set(a["family"]).intersection(lang.HELD_OUT_FAMILIES)
+    held = component.generate(200, 3, SPEC, families=lang.HELD_OUT_FAMILIES)
+    assert set(held["family"]) <= set(lang.HELD_OUT_FAMILIES)
+    denied = a["facts"][:, len(lang.RISK_FLAGS)] == 2  # the text denies consent
+    said = [any(p in t.lower() for p in lang.CONSENT_NO) for t in a["text"][denied]]
+    assert np.mean(said) > 0.85  # the rest carry a typo in the phrase
+
+
+def test_ngrams_put_structured_context_first_and_are_stable() -> None:
+    ids = lang.ngram_ids("send " * 400, ["ctx:consent=1"])
+    assert len(ids) == lang.MAX_NGRAMS and ids[0] == lang.ngram_ids("", ["ctx:consent=1"])[0]
+    assert lang.ngram_ids("Medical records") == lang.ngram_ids("medical records")
+    assert all(0 < i < lang.BUCKETS for i in ids)
+
+
+def test_the_guard_judges_the_more_restrictive_facts() -> None:
+    client = {"contains_pii": np.array([False, False]), "protected_attribute_used": np.array([False, False]),
+              "automated": np.array([False, False]), "consent": np.array([True, True]),
+              "has_audit_trail": np.array([True, False]), "explanation_provided": np.array([False, False]),
+              "human_oversight_available": np.array([True, True]), "risk": np.array([0, 3]),
+              "harm_score": np.array([0.0, 0.0])}
+    supplied = {f: np.array([True, True]) for f in (*lang.RISK_FLAGS, *lang.SAFETY_FLAGS)}
+    read = {"contains_pii": np.array([True, False]), "protected_attribute_used": np.array([False, False]),
+            "automated": np.array([False, True]), "risk": np.array([1, 0]), "harm_level": np.array([0, 3])}
+    for flag in lang.SAFETY_FLAGS:
+        read[f"{flag}_state"] = np.array([0, 0])
+    read["consent_state"] = np.array([2, 1])  # row 0: the text says "without consent"
+    merged = lang.restrictive_merge(client, supplied, read)
+    assert merged["contains_pii"].tolist() == [True, False]  # the text names personal data: client's False loses
+    assert merged["consent"].tolist() == [False, True]  # the text denies consent: client's True loses
+    assert merged["automated"].tolist() == [False, True]
+    assert merged["risk"].tolist() == [1, 3] and merged["harm_score"][1] == lang.HARM_SCORES[3]
+
+
+def test_labels_follow_the_given_constitution(constitution: ConstitutionSnapshot) -> None:
+    """An extra principle (no automated decisions without a human: escalate at least) changes the labels."""
+    rule = ("package acgs.no_automation\n\nimport rego.v1\n\nviolation contains msg if {\n"
+            '\tinput.decision in {"approve", "approve_with_safeguards"}\n\tinput.request.automated\n'
+            '\tmsg := "automated request approved"\n}\n')
+    principles = [*constitution.principles,
+                  Principle(id="no-automation", description="No automated approvals.", severity="critical", rego=rule)]
+    stricter = ConstitutionSnapshot(name="stricter", hash=constitution_hash(principles), principles=principles)
+    component = get("constitutional-ai")
+    cols = component.generate(2000, 4, SPEC)
+    base = constitution_minimum(decision_table(constitution, component.name), cols)
+    strict = constitution_minimum(decision_table(stricter, component.name), cols)
+    automated = cols["automated"]
+    assert (strict[automated] >= DECISIONS.index("escalate")).all()
+    assert (strict[~automated] == base[~automated]).all()
+    relabelled = component.generate(2000, 4, SPEC, stricter)
+    assert (relabelled["label"][automated] >= 1).mean() > 0.95  # label noise moves a few one step
