@@ -4,6 +4,9 @@ acgs up                              control plane + CRDs + Ray + operator + sam
 acgs pipeline                        train all six components, serve three, call every route, write a report
 acgs operator run                    the operator (what the container runs)
 acgs crds generate|check             write crds/ and helm/acgs/crds/ from the API models, or fail on drift
+acgs model train --component C --out DIR
+                                     train and evaluate one component here (plain torch, no cluster or Ray)
+acgs model predict DIR [FILE|-]      answer JSON lines (a file or stdin) as the model's POST /predict would
 acgs dev build-binaries              build etcd, kube-apiserver, kubectl, helm, kind from Go modules
 acgs dev control-plane up|down       a local kube-apiserver + etcd on loopback
 acgs dev ray up|down                 a local Ray head with its dashboard
@@ -12,6 +15,7 @@ acgs dev ray up|down                 a local Ray head with its dashboard
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import os
 import signal
@@ -19,6 +23,7 @@ import sys
 import threading
 from importlib import resources
 from pathlib import Path
+from typing import BinaryIO
 
 from acgs_operator.devenv import binaries
 from acgs_operator.devenv.process import ServiceError
@@ -127,6 +132,82 @@ def cmd_crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_train(args: argparse.Namespace) -> int:
+    """Train, evaluate and store one component offline; exit 0 when its gates passed, 1 when they did not or the
+    run failed, 2 on unusable arguments."""
+    from pydantic import ValidationError
+
+    from acgs_workloads.contract import ModelSpec
+    from acgs_workloads.offline import OfflineError, constitution_from, train_offline
+
+    try:
+        constitution = constitution_from(args.constitution)
+        model = ModelSpec(hidden_size=args.hidden_size) if args.hidden_size is not None else None
+    except (OfflineError, ValidationError) as error:
+        print(f"acgs model train: {error}", file=sys.stderr)
+        return 2
+    try:
+        result = train_offline(args.component, Path(args.out), args.examples, args.epochs, args.seed, constitution,
+                               model=model)
+    except OfflineError as error:
+        print(f"acgs model train: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError) as error:  # what `python -m acgs_workloads.train` reports as a failed run
+        print(f"acgs model train: the run failed: {error}", file=sys.stderr)
+        return 1
+    m, c, gates = result.metrics, result.compliance, result.gates
+
+    def figure(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    flag = "" if args.constitution is None else f" --constitution {args.constitution}"
+    print(
+        f"\nmodel       {result.model.uri}\n"
+        f"sha256      {result.model.sha256}\n"
+        f"accuracy    {figure(m.accuracy)}  f1 {figure(m.f1)}  p99 {figure(m.p99_latency_ms)} ms\n"
+        f"compliance  {c.score:.4f} (threshold {c.threshold}) under {constitution.name}@{constitution.hash}\n"
+        f"gates       {'passed' if gates.passed else 'FAILED: ' + '; '.join(gates.failures)}\n\n"
+        f"  acgs model predict {Path(result.model.uri).parent} requests.jsonl{flag}"
+    )
+    return 0 if gates.passed else 1
+
+
+def _batch_size(value: str) -> int:
+    size = int(value)
+    if not 1 <= size <= 1024:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 1024")
+    return size
+
+
+def cmd_model_predict(args: argparse.Namespace) -> int:
+    """One JSON answer per input line on stdout; exit 0 when every line was served, 1 when a line was refused,
+    2 when the model, the constitution or the input file cannot be used."""
+    from acgs_workloads.offline import DEFAULT_BATCH_SIZE, OfflineError, OfflinePredictor, constitution_from
+
+    stdin = args.file is None or args.file == "-"
+    try:
+        constitution = constitution_from(args.constitution)
+        predictor = OfflinePredictor.open(args.model, constitution, guard=not args.no_guard)
+        # bytes: a line that is not UTF-8 is answered 400 (as the HTTP route does), not the end of the stream
+        source: BinaryIO = sys.stdin.buffer if stdin else open(args.file, "rb")  # noqa: SIM115
+    except (OfflineError, OSError) as error:
+        print(f"acgs model predict: {error}", file=sys.stderr)
+        return 2
+    batch_size = args.batch_size or (1 if source.isatty() else DEFAULT_BATCH_SIZE)
+    refused = 0
+    try:
+        for answer in predictor.answer(source, batch_size):
+            print(answer.text, flush=batch_size == 1)
+            refused += not answer.ok
+    finally:
+        sys.stdout.flush()
+        if not stdin:
+            source.close()
+    if refused:
+        print(f"acgs model predict: {refused} request(s) answered with an error", file=sys.stderr)
+    return 1 if refused else 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     return binaries.main((["--force"] if args.force else []) + [f"--only={o}" for o in args.only or []])
 
@@ -206,6 +287,48 @@ def parser() -> argparse.ArgumentParser:
     crds.add_argument("--dir", default="crds")
     crds.set_defaults(func=cmd_crds)
 
+    from acgs_workloads.contract import COMPONENTS  # torch-free
+
+    model = sub.add_parser("model", help="train a model here, or answer JSON lines with one (no cluster)")
+    model_sub = model.add_subparsers(dest="action", required=True)
+    train = model_sub.add_parser(
+        "train",
+        help="train and evaluate one component in plain torch; write its artifact under --out",
+        description="The training run of a TrainingJob, on this machine without Ray: generate the data, train, "
+        "evaluate under the constitution and write the artifact to OUT/models/<component>-offline/. Exits 0 when "
+        "the evaluation gates passed, 1 when they did not, 2 on unusable arguments.",
+    )
+    train.add_argument("--component", required=True, choices=COMPONENTS, metavar="C",
+                       help=f"the component: {', '.join(COMPONENTS)}")
+    train.add_argument("--out", required=True, help="artifact root (created if absent)")
+    train.add_argument("--examples", type=int, default=4000, help="generated examples (train + test)")
+    train.add_argument("--epochs", type=int, default=3, help="passes over the training split")
+    train.add_argument("--seed", type=int, default=42, help="seed of the generator and of the training")
+    train.add_argument("--hidden-size", type=int, help="model width (default: the component's spec.model default)")
+    train.add_argument("--constitution", metavar="FILE",
+                       help="a Constitution manifest (YAML or JSON; default: the packaged default constitution)")
+    train.set_defaults(func=cmd_model_train)
+    predict = model_sub.add_parser(
+        "predict",
+        help="answer JSON requests, one a line, as the model's POST /predict would",
+        description="Read one JSON request per line from FILE (or stdin) and write one JSON line per request to "
+        "stdout: the response row POST /predict of a ModelDeployment of this model would answer, or "
+        '{"error": {"status", "reason", "message", "body"}, "line": N} for a refused or invalid request. Blank '
+        "lines are skipped. Exits 0 when every request was served, 1 when one was refused, 2 when the model, "
+        "the constitution or the input cannot be used.",
+    )
+    predict.add_argument("model", metavar="DIR",
+                         help="the model directory (OUT/models/<run>), its weights file, or an OUT holding one model")
+    predict.add_argument("file", metavar="FILE", nargs="?", help="a file of JSON lines (- or none: stdin)")
+    predict.add_argument("--constitution", metavar="FILE",
+                         help="a Constitution manifest (default: the packaged default constitution); the model "
+                         "must have been evaluated under it")
+    predict.add_argument("--no-guard", action="store_true",
+                         help="serve the model's own decisions (no runtime guard), like spec.runtimeGuard: false")
+    predict.add_argument("--batch-size", type=_batch_size, metavar="N",
+                         help="requests per forward pass (default: 64; 1 when stdin is a terminal)")
+    predict.set_defaults(func=cmd_model_predict)
+
     dev = sub.add_parser("dev", help="local development services").add_subparsers(dest="what", required=True)
     build = dev.add_parser("build-binaries", help="build the control-plane binaries from Go modules")
     build.add_argument("--force", action="store_true")
@@ -225,7 +348,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     # `kill -USR1 <pid>` prints every thread's stack: what a long-running command is waiting on
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    with contextlib.suppress(OSError, ValueError):  # no file descriptor behind sys.stderr (embedded, captured)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         return int(args.func(args))
     except (ServiceError, binaries.BuildError, FileNotFoundError) as exc:

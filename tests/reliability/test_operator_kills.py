@@ -42,8 +42,8 @@ def tiny_job(seed: int) -> dict[str, Any]:
     return {
         "component": "constitutional-ai",
         "constitutionRef": {"name": "default"},
-        "dataset": {"generator": {"examples": 600, "seed": seed}},
-        "training": {"epochs": 2, "batchSize": 64},
+        "dataset": {"generator": {"examples": 3000, "seed": seed}},  # the text model needs more than 600
+        "training": {"epochs": 2, "batchSize": 64, "learningRate": 0.01},
         "resources": {"workers": 1},
         "evaluation": {"gates": {"minCompliance": 0.5}},
     }

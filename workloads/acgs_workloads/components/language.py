@@ -10,8 +10,8 @@ generalisation to wordings the model has not seen.
 
 Silence means the default: no consent, no audit trail, no explanation, a human reviewer available, not
 automated, low risk, negligible harm. :func:`featurize` turns text into hashed word uni/bi-grams and
-character trigrams (fastText-style buckets; a stable CRC32 hash, so nothing is downloaded or trained for
-the tokenizer and a typo still shares most of its trigrams with the word it misspells).
+character 4-grams (fastText-style buckets; a stable CRC32 hash, so nothing is downloaded or trained for
+the tokenizer and a typo still shares some of its 4-grams with the word it misspells).
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ HARM_LEVELS = ("negligible", "moderate", "serious", "severe")
 HARM_SCORES = np.array([0.1, 0.4, 0.6, 0.85])  # the harm_score the constitution sees for each level
 DOMAINS = ("general", "healthcare", "finance", "hiring", "content-moderation", "security")
 STATES = ("silent", "affirmed", "denied")  # what the text says about a safety fact
-FACT_WIDTH = len(RISK_FLAGS) + 3 * len(SAFETY_FLAGS) + 4 + 4  # fact-head logits: binaries, tri-states, risk, harm
+FACT_GROUPS = (1,) * len(RISK_FLAGS) + (3,) * len(SAFETY_FLAGS) + (4, 4)  # binaries, tri-states, risk, harm
+FACT_WIDTH = sum(FACT_GROUPS)
 
 # ---------------------------------------------------------------- phrase banks
 
@@ -49,7 +50,9 @@ PII_PHRASES: dict[str, tuple[str, ...]] = {
     "hiring": ("applicants' CVs and home addresses", "employee personnel files", "candidates' interview notes",
                "employee salary records", "staff performance reviews", "the references of job applicants"),
     "general": ("customer data", "users' email addresses and phone numbers", "home addresses of our users",
-                "the customer contact list", "personal details of our members", "users' dates of birth"),
+                "the customer contact list", "personal details of our members", "users' dates of birth",
+                "social security numbers of our staff", "passport numbers of travellers", "the children's profiles",
+                "face scans of visitors", "voice recordings of callers", "genetic test results of participants"),
     "content-moderation": ("users' private messages", "the chat logs of our users", "users' uploaded photos",
                            "profile data of flagged accounts", "the direct messages of reported users",
                            "users' browsing histories"),
@@ -90,22 +93,30 @@ CONSENT_YES = ("with their consent", "since they opted in", "as the customers ag
 CONSENT_NO = ("without consent", "without asking them", "although they never agreed", "even though they opted out",
               "without telling them", "without their permission")
 AUTOMATED_YES = ("automatically", "with an automated script", "and let the model decide",
-                 "through a nightly batch job", "using an algorithm with no manual step", "by an automated pipeline")
+                 "through a nightly batch job", "using an algorithm with no manual step", "by an automated pipeline",
+                 "and let the algorithm make the final call", "with automatic rejections", "fully automatically",
+                 "with the bot deciding on its own")
 MANUAL = ("by hand", "manually", "with a person doing each step")
 EXPLAIN_YES = ("and explain each decision to the people affected", "and give everyone a written reason",
                "with an explanation sent to each person", "and tell people why")
 EXPLAIN_NO = ("without telling people why", "and give no explanation", "with no reasons given",
-              "without explaining the outcome")
+              "without explaining the outcome", "and just tell them no", "with only a one-word answer",
+              "and never explain the result")
 PROTECTED = ("based on their age", "using their gender", "filtering by ethnicity", "ranking people by disability",
              "taking religion into account", "by nationality", "based on pregnancy status",
-             "using sexual orientation")
+             "using sexual orientation", "leaving out older applicants", "preferring men", "excluding immigrants",
+             "screening out people with disabilities", "by race", "using postcode as a proxy for ethnicity",
+             "rejecting pregnant candidates", "excluding wheelchair users")
 AUDIT_YES = ("with every access logged", "keeping an audit trail", "and record it in the audit log",
              "with full logging")
-AUDIT_NO = ("without keeping logs", "off the record", "and don't log it", "with logging switched off")
+AUDIT_NO = ("without keeping logs", "off the record", "and don't log it", "with logging switched off",
+            "and wipe the logs afterwards", "and delete the audit records", "so nobody needs to know",
+            "keeping it quiet")
 OVERSIGHT_YES = ("a manager reviews the result", "with human review", "and a reviewer signs off",
                  "with a person checking the output")
 OVERSIGHT_NO = ("no one will review it", "with no human in the loop", "and nobody is available to check it",
-                "without any human review")
+                "without any human review", "skipping the sign-off", "without testing it first",
+                "bypassing the approval step")
 RISK_WORDS: tuple[tuple[str, ...], ...] = (
     ("", "it is routine", "a low-stakes task", "just a minor change"),
     ("it is moderately sensitive", "a medium-risk task", "it affects a few teams", "it has some business impact"),
@@ -113,21 +124,75 @@ RISK_WORDS: tuple[tuple[str, ...], ...] = (
      "it decides who gets hired", "it affects patients' treatment", "it moves large sums of money"),
     ("it is safety-critical", "it controls the power grid", "it runs on medical devices", "a critical system",
      "it touches life-support equipment", "it changes the factory's safety controls", "it affects aircraft systems",
-     "it changes emergency services software"),
+     "it changes emergency services software", "it changes the alarm systems", "it touches medical implants",
+     "it controls vehicle brakes", "it runs the chemical plant", "it is a hotfix to production safety systems",
+     "it affects railway signals"),
 )
 HARM_WORDS: tuple[tuple[str, ...], ...] = (
     ("", "harmless", "no one can be hurt by it"),
     ("it could cause some inconvenience", "a little disruption is possible", "minor harm is possible"),
     ("it could cause financial loss", "it could seriously hurt people", "real damage is possible"),
-    ("it could cause severe harm", "it could endanger lives", "people could be badly injured"),
+    ("it could cause severe harm", "it could endanger lives", "people could be badly injured",
+     "someone could die", "it hides a safety defect", "it puts the public in danger"),
 )
 SCENARIO_WORDS = {d: d.replace("-", " ") for d in DOMAINS}
+
+# Everyday words that carry no governance facts: neutral clauses and objects made of them teach the model that
+# the words around the facts do not decide (so a request full of words it has not seen is read as silent).
+NEUTRAL_VERBS = ("draft", "write", "rewrite", "edit", "check", "fix", "update", "plan", "book", "order", "clean up",
+                 "reorganise", "rename", "sort", "list", "count", "compare", "estimate", "design", "sketch", "outline",
+                 "brainstorm", "prepare", "finish", "start", "test", "build", "improve", "shorten", "illustrate",
+                 "schedule", "announce", "describe", "explain", "document", "archive", "print", "bookmark", "tag",
+                 "label")
+NEUTRAL_NOUNS = ("agenda", "newsletter", "logo", "banner", "poster", "invitation", "menu", "calendar", "roadmap",
+                 "checklist", "handbook", "guide", "tutorial", "diagram", "chart", "graph", "spreadsheet", "table",
+                 "template", "draft", "summary", "abstract", "headline", "caption", "slogan", "brochure", "flyer",
+                 "website", "homepage", "footer", "font", "colour scheme", "layout", "icon", "button", "form",
+                 "survey questions", "quiz", "puzzle", "game", "playlist", "podcast", "video", "photo album",
+                 "mood board", "whiteboard", "sticky notes", "meeting room", "kitchen", "parking plan", "office plants",
+                 "coffee machine", "printer", "laptop", "monitor", "keyboard", "software licence", "code comments",
+                 "unit tests", "build script", "changelog", "release notes", "wiki page", "blog post", "press release",
+                 "announcement", "speech", "toast", "birthday card", "thank-you note", "holiday schedule",
+                 "training course", "workshop", "webinar", "conference booth", "trade show", "product sample",
+                 "packaging", "shipping label", "inventory count", "supplier list", "price list", "catalogue",
+                 "warranty text", "user manual", "glossary", "style sheet", "font size", "spelling", "grammar",
+                 "translation", "subtitle", "map", "route", "timetable", "budget", "forecast", "weather report",
+                 "recipe", "team lunch", "office party", "charity event", "volunteer day", "sports day", "trophy")
+NEUTRAL_ADJECTIVES = ("new", "old", "weekly", "monthly", "annual", "short", "long", "simple", "shared", "internal",
+                      "public", "draft", "final", "updated", "blue", "green", "seasonal", "quarterly", "printed",
+                      "digital", "small", "big", "next", "last", "team", "company", "spring", "summer", "autumn")
+NEUTRAL_PREPOSITIONS = ("for", "about", "with", "on", "before", "after", "from", "near", "under")
+
+
+NEUTRAL_TAILS = ("so they can plan ahead", "for their next meeting", "before they leave for the holidays",
+                 "so their team can see it", "and send it to them by Friday", "so people know where to find it",
+                 "for the staff who asked about it", "so that everyone can use it", "for their managers", "")
+
+
+def neutral_object(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Objects made of everyday words ("the weekly team newsletter")."""
+    adjective = _pick(rng, NEUTRAL_ADJECTIVES, n)
+    noun = _pick(rng, NEUTRAL_NOUNS, n)
+    return np.array([f"the {a} {b}" for a, b in zip(adjective, noun, strict=True)], dtype=object)
+
+
+def neutral_clause(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Clauses made of everyday words ("and update the short agenda for the office party")."""
+    verb = _pick(rng, NEUTRAL_VERBS, n)
+    obj = neutral_object(rng, n)
+    prep = _pick(rng, NEUTRAL_PREPOSITIONS, n)
+    other = _pick(rng, NEUTRAL_NOUNS, n)
+    tail = _pick(rng, NEUTRAL_TAILS, n)
+    return np.array([_join(f"and {v} {o} {p} the {x}", t) for v, o, p, x, t in zip(verb, obj, prep, other, tail,
+                                                                                    strict=True)], dtype=object)
+
 
 FAMILIES = 10
 HELD_OUT_FAMILIES = (8, 9)
 TRAIN_FAMILIES = tuple(f for f in range(FAMILIES) if f not in HELD_OUT_FAMILIES)
 TYPO_SHARE = 0.08
-NOISE_SHARE = 0.5  # share of requests that also carry made-up words (topics, names, jargon)
+NOISE_SHARE = 0.3  # share of requests that also carry made-up words (topics, names, jargon)
+CHATTY_SHARE = 0.4  # share of requests that also ask for something everyday (a neutral clause)
 SILENT_SHARE = 0.4  # how often a fact at its default value is not mentioned at all
 
 
@@ -161,7 +226,8 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
         at = domain == d
         pii, plain = at & cols["contains_pii"], at & ~cols["contains_pii"]
         data[pii] = _pick(rng, PII_PHRASES[name], int(pii.sum()))
-        data[plain] = _pick(rng, PLAIN_PHRASES[name], int(plain.sum()))
+        k = int(plain.sum())
+        data[plain] = np.where(rng.random(k) < 0.5, _pick(rng, PLAIN_PHRASES[name], k), neutral_object(rng, k))
     verb_index = rng.integers(0, len(VERBS), n)
     verb = np.asarray(VERBS, dtype=object)[verb_index]
     verb_past = np.asarray(VERBS_PAST, dtype=object)[verb_index]
@@ -194,11 +260,14 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
                oversight, risk, harm, scenario, strict=True)
     texts = np.array([_render(*row) for row in rows], dtype=object)
     noisy = np.flatnonzero(rng.random(n) < NOISE_SHARE)
-    counts = rng.integers(1, 9, noisy.shape[0])
+    counts = rng.integers(1, 6, noisy.shape[0])
     front = rng.random(noisy.shape[0]) < 0.5
     for i, k, f in zip(noisy.tolist(), counts.tolist(), front.tolist(), strict=True):
         words = " ".join(pseudo_word(rng) for _ in range(k))
         texts[i] = f"{words.capitalize()}: {texts[i]}" if f else f"{texts[i]} ({words})"
+    chatty = np.flatnonzero(rng.random(n) < CHATTY_SHARE)
+    for i, extra in zip(chatty.tolist(), neutral_clause(rng, chatty.shape[0]), strict=True):
+        texts[i] = f"{texts[i]} Also {extra[4:]}."
     typo = np.flatnonzero(rng.random(n) < TYPO_SHARE)
     seeds = rng.integers(0, 2**31, typo.shape[0])
     for i, s in zip(typo.tolist(), seeds.tolist(), strict=True):
@@ -289,7 +358,7 @@ def _bucket(token: str) -> int:
 
 
 def ngram_ids(text: str, extra: Sequence[str] = ()) -> list[int]:
-    """Hashed ids of ``extra`` tokens and ``text``'s words, word bigrams and character trigrams (at most
+    """Hashed ids of ``extra`` tokens and ``text``'s words, word bigrams and character 4-grams (at most
     :data:`MAX_NGRAMS`)."""
     words = _WORD.findall(text.lower())
     grams: list[str] = list(extra)  # first: a long text must not push the structured context out
@@ -297,7 +366,7 @@ def ngram_ids(text: str, extra: Sequence[str] = ()) -> list[int]:
     grams += [f"b:{a}_{b}" for a, b in itertools.pairwise(words)]
     for w in words:
         padded = f"<{w}>"
-        grams += [f"c:{padded[i : i + 3]}" for i in range(len(padded) - 2)]
+        grams += [f"c:{padded[i : i + 4]}" for i in range(len(padded) - 3)]
     return [_bucket(g) for g in grams[:MAX_NGRAMS]]
 
 

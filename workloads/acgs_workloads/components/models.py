@@ -182,18 +182,32 @@ class TransformerClassifier(nn.Module):
 
 
 class TextClassifier(nn.Module):
-    """A bag of hashed n-grams (mean of their embeddings, fastText-style) feeding a residual MLP.
+    """A bag of hashed n-grams (sum of their embeddings over the square root of their count) feeding a residual
+    MLP.
 
     ``forward`` returns ``classes + facts`` logits per row: the decision first, then the fact head (what the
-    text says about each governance fact), trained together so that the decision rests on facts the model
-    can report.
+    text says about each governance fact). With ``fact_groups`` (the fact head's groups: size 1 is a yes/no
+    fact, larger sizes are one-of-n) the decision is read **from the facts only**: a small MLP over the
+    facts' probabilities, so a decision always rests on facts the model can report, and a text whose words
+    say nothing about any fact is judged on the defaults. Without it the decision head reads the text too.
     """
 
-    def __init__(self, buckets: int, classes: int, facts: int, spec: ModelSpec) -> None:
+    def __init__(self, buckets: int, classes: int, facts: int, spec: ModelSpec,
+                 fact_groups: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        self.embed = nn.EmbeddingBag(buckets, spec.hidden_size, mode="mean", padding_idx=0)
+        self.embed = nn.EmbeddingBag(buckets, spec.hidden_size, mode="sum", padding_idx=0)
         nn.init.zeros_(self.embed.weight)  # an n-gram never seen in training says nothing (not a random vector)
-        self.body = MLPClassifier(spec.hidden_size, classes + facts, spec)
+        self.fact_groups = fact_groups
+        if fact_groups is None:
+            self.body = MLPClassifier(spec.hidden_size, classes + facts, spec)
+            self.decide: nn.Module | None = None
+        else:
+            if sum(fact_groups) != facts:
+                raise ValueError(f"fact groups {fact_groups} do not add up to {facts} fact logits")
+            self.body = MLPClassifier(spec.hidden_size, facts, spec)
+            self.decide = nn.Sequential(nn.Linear(facts, spec.hidden_size), nn.GELU(),
+                                        nn.Linear(spec.hidden_size, spec.hidden_size), nn.GELU(),
+                                        nn.Linear(spec.hidden_size, classes))
 
     @property
     def gradient_checkpointing(self) -> bool:
@@ -203,5 +217,19 @@ class TextClassifier(nn.Module):
     def gradient_checkpointing(self, value: bool) -> None:
         self.body.gradient_checkpointing = value
 
+    def fact_probabilities(self, facts: torch.Tensor) -> torch.Tensor:
+        assert self.fact_groups is not None
+        parts, start = [], 0
+        for size in self.fact_groups:
+            chunk = facts[:, start : start + size]
+            parts.append(torch.sigmoid(chunk) if size == 1 else torch.softmax(chunk, dim=-1))
+            start += size
+        return torch.cat(parts, dim=-1)
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.body(self.embed(ids))
+        # sum / sqrt(n-grams): unseen words dilute what was read less than a mean would
+        count = (ids != 0).sum(dim=1, keepdim=True).clamp(min=1).to(self.embed.weight.dtype)
+        out = self.body(self.embed(ids) / count.sqrt())
+        if self.decide is None:
+            return out
+        return torch.cat([self.decide(self.fact_probabilities(out)), out], dim=-1)

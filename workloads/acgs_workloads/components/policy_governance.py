@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator
 from torch import nn
 
+from acgs_workloads.components import language as lang
 from acgs_workloads.components.base import Columns
 from acgs_workloads.components.governance import DECISIONS, safeguards_for
 from acgs_workloads.components.schemas import Decision
@@ -208,6 +209,14 @@ class PolicyGovernance(TextGovernance):
     name = "policy-governance"
     request_model = PolicyRequest
     response_model = PolicyResponse
+
+    # the decision is read from the facts plus the framework and scope the request names
+    fact_width = lang.FACT_WIDTH + len(FRAMEWORKS) + len(SCOPES)
+    fact_groups = (*lang.FACT_GROUPS, len(FRAMEWORKS), len(SCOPES))
+
+    def targets(self, cols: Columns) -> dict[str, np.ndarray]:
+        facts = super().targets(cols)["facts"]
+        return {"facts": np.concatenate([facts, cols["framework"][:, None], cols["scope"][:, None]], axis=1)}
 
     def latent(self, rng: np.random.Generator, n: int) -> Columns:
         cols = super().latent(rng, n)

@@ -216,6 +216,7 @@ class TextGovernance(Component):
     classes = DECISIONS
     input_dtype = torch.int64
     fact_width = lang.FACT_WIDTH
+    fact_groups: ClassVar[tuple[int, ...]] = lang.FACT_GROUPS  # the decision is read from these facts
     families: ClassVar[tuple[int, ...]] = lang.TRAIN_FAMILIES
 
     # ---------------------------------------------------------------- data
@@ -283,13 +284,19 @@ class TextGovernance(Component):
         return {"facts": cols["facts"].astype(np.int64)}
 
     def build_model(self, spec: ModelSpec) -> nn.Module:
-        return TextClassifier(lang.BUCKETS, len(self.classes), self.fact_width, spec)
+        return TextClassifier(lang.BUCKETS, len(self.classes), self.fact_width, spec, self.fact_groups)
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         out = model(batch["x"]).float()
         c = len(self.classes)
         decision = F.cross_entropy(masked_logits(out[:, :c], batch.get("mask")), batch["y"])
-        return decision + FACT_LOSS_WEIGHT * fact_loss(out[:, c:], batch["facts"])
+        facts = out[:, c:]
+        loss = fact_loss(facts, batch["facts"])
+        start, column = lang.FACT_WIDTH, len(lang.FACT_GROUPS) - len(lang.SAFETY_FLAGS) * 2 + len(lang.SAFETY_FLAGS)
+        for size in self.fact_groups[len(lang.FACT_GROUPS):]:  # component facts (e.g. framework and scope)
+            loss = loss + F.cross_entropy(facts[:, start : start + size], batch["facts"][:, column])
+            start, column = start + size, column + 1
+        return decision + FACT_LOSS_WEIGHT * loss
 
     # ---------------------------------------------------------------- serving
 

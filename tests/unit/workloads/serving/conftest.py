@@ -45,9 +45,16 @@ def biased_model(component: str, favourite: int) -> dict[str, torch.Tensor]:
     classes = len(comp.classes)
     model = comp.build_model(SPEC)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    head = "body.out" if "body.out.weight" in state else "out"  # text components: a head of classes + facts
+    if "decide.4.weight" in state:  # text components whose decision is read from the facts
+        state["body.out.weight"] = torch.zeros_like(state["body.out.weight"])
+        state["body.out.bias"] = torch.zeros_like(state["body.out.bias"])  # every fact at its default (silent)
+        head, width = "decide.4", classes
+    elif "body.out.weight" in state:  # text components with a head of classes + facts
+        head, width = "body.out", classes + comp.fact_width
+    else:
+        head, width = "out", classes
     state[f"{head}.weight"] = torch.zeros_like(state[f"{head}.weight"])
-    bias = torch.zeros(classes + comp.fact_width)  # the facts read are all at their defaults (silent text)
+    bias = torch.zeros(width)  # the facts read (if any) are all at their defaults
     bias[favourite] = 10.0
     state[f"{head}.bias"] = bias
     return state
