@@ -2,8 +2,10 @@
 
     python benchmarks/bench_generators.py [--examples 200000] [--decisions 2000]
 
-Prints one JSON object: examples/s per component (best of 3) and decisions/s of the constitution
-evaluator (batched: one engine query per chunk; single: one query per decision).
+Prints one JSON object: examples/s per component (best of 3, labelled text examples for the text
+components), the cold cost of the Constitution's decision table (its Rego on every fact combination, once
+per constitution and component in a process), the rate of turning text into hashed n-gram ids, and
+decisions/s of the constitution evaluator (batched: one engine query per chunk; single: one per decision).
 """
 
 from __future__ import annotations
@@ -31,6 +33,22 @@ def generator_rates(examples: int, repeats: int = 3) -> dict[str, float]:
             best = min(best, time.perf_counter() - start)
         rates[name] = examples / best
     return rates
+
+
+def text_costs(examples: int) -> dict[str, float]:
+    """Cold decision-table seconds (cache cleared) and n-gram featurisation rate (texts/s)."""
+    from acgs_workloads.components import labels, language
+
+    constitution = default_constitution()
+    labels._CACHE.clear()
+    start = time.perf_counter()
+    labels.decision_table(constitution, "constitutional-ai")
+    table = time.perf_counter() - start
+    texts = list(get("constitutional-ai").generate(min(examples, 20_000), 5, ModelSpec())["text"])
+    start = time.perf_counter()
+    language.featurize(texts)
+    featurize = time.perf_counter() - start
+    return {"decisionTableSeconds": round(table, 3), "featurizeTextsPerSecond": round(len(texts) / featurize)}
 
 
 def rego_rates(decisions: int) -> dict[str, float]:
@@ -66,6 +84,7 @@ def main() -> None:
     report = {
         "examples": args.examples,
         "generatorExamplesPerSecond": {k: round(v) for k, v in generator_rates(args.examples).items()},
+        "text": text_costs(args.examples),
         "rego": {k: round(v, 1) if isinstance(v, float) else v for k, v in rego_rates(args.decisions).items()},
         "torchThreads": torch.get_num_threads(),
     }

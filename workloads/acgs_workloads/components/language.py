@@ -262,8 +262,10 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
     noisy = np.flatnonzero(rng.random(n) < NOISE_SHARE)
     counts = rng.integers(1, 6, noisy.shape[0])
     front = rng.random(noisy.shape[0]) < 0.5
-    for i, k, f in zip(noisy.tolist(), counts.tolist(), front.tolist(), strict=True):
-        words = " ".join(pseudo_word(rng) for _ in range(k))
+    made_up = pseudo_words(rng, int(counts.sum())).tolist()
+    ends = np.cumsum(counts).tolist()
+    for i, end, k, f in zip(noisy.tolist(), ends, counts.tolist(), front.tolist(), strict=True):
+        words = " ".join(made_up[end - k : end])
         texts[i] = f"{words.capitalize()}: {texts[i]}" if f else f"{texts[i]} ({words})"
     chatty = np.flatnonzero(rng.random(n) < CHATTY_SHARE)
     for i, extra in zip(chatty.tolist(), neutral_clause(rng, chatty.shape[0]), strict=True):
@@ -324,12 +326,16 @@ _CONSONANTS = np.array(list("bcdfghklmnprstvwz"))
 _VOWELS = np.array(list("aeiou"))
 
 
-def pseudo_word(rng: np.random.Generator) -> str:
-    """A made-up word: the words a request has besides its governance facts (names, topics, jargon), so the
-    model learns that words it has never seen carry no facts."""
-    k = int(rng.integers(1, 4))
-    pairs = zip(rng.choice(_CONSONANTS, k), rng.choice(_VOWELS, k), strict=True)
-    return "".join(str(c) + str(v) for c, v in pairs) + str(rng.choice(_CONSONANTS))
+def pseudo_words(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` made-up words (2-4 consonant-vowel syllables and a final consonant): the words a request has
+    besides its governance facts (names, topics, jargon), so the model learns that words it has never seen
+    carry no facts."""
+    syllables = (_CONSONANTS[rng.integers(0, len(_CONSONANTS), (n, 3))].astype(object)
+                 + _VOWELS[rng.integers(0, len(_VOWELS), (n, 3))].astype(object))
+    length = rng.integers(1, 4, n)
+    final = _CONSONANTS[rng.integers(0, len(_CONSONANTS), n)].tolist()
+    return np.array(["".join(row[:k]) + f for row, k, f in zip(syllables.tolist(), length.tolist(), final,
+                                                                strict=True)], dtype=object)
 
 
 def add_typo(text: str, seed: int) -> str:

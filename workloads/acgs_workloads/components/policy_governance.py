@@ -12,9 +12,11 @@ agreement rate. Labels: the Constitution's Rego, the house rules, and the framew
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -147,7 +149,14 @@ def rego_module(policy_type: str, framework: str, scope: str, decision: str, fac
 
 
 def evaluate_module(module: str, facts: dict[str, Any], scope: str) -> str | None:
-    """The module's verdict on the request's facts (None when it does not compile or evaluate)."""
+    """The module's verdict on the request's facts (None when it does not compile or evaluate). Requests repeat
+    (the facts are discrete), so verdicts are cached by (module, facts, scope)."""
+    return _verdict(module, json.dumps(facts, sort_keys=True), scope)
+
+
+@lru_cache(maxsize=8192)
+def _verdict(module: str, facts_json: str, scope: str) -> str | None:
+    facts = json.loads(facts_json)
     try:
         interpreter = new_interpreter({"generated.rego": module})
         set_input(interpreter, {**facts, "scope": scope})
