@@ -301,7 +301,7 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--component", required=True, choices=COMPONENTS, metavar="C",
                        help=f"the component: {', '.join(COMPONENTS)}")
     train.add_argument("--out", required=True, help="artifact root (created if absent)")
-    train.add_argument("--examples", type=int, default=4000, help="generated examples (train + test)")
+    train.add_argument("--examples", type=int, default=12000, help="generated examples (train + test)")
     train.add_argument("--epochs", type=int, default=3, help="passes over the training split")
     train.add_argument("--seed", type=int, default=42, help="seed of the generator and of the training")
     train.add_argument("--hidden-size", type=int, help="model width (default: the component's spec.model default)")

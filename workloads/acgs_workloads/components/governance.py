@@ -1,7 +1,8 @@
 """Shared governance features, the constitution-derived decision rule and Rego decision inputs.
 
-Used by constitutional-ai, policy-governance, transformer-efficiency and wina-optimization. The reference
-label of a request is the least restrictive decision (approve < approve_with_safeguards < escalate < deny)
+Used by transformer-efficiency and wina-optimization (which still train on structured tokens), and for the
+safeguards, risk levels and house rules by the text components (:mod:`.text_governance`). The reference
+label of a token request is the least restrictive decision (approve < approve_with_safeguards < escalate < deny)
 that the default constitution accepts, tightened by two "house rules" that are not in the constitution
 (so a model has something to learn beyond the rules), computed from the *true* harm while the request
 only carries a noisy harm estimate, plus a share of flipped labels (reviewer disagreement).
@@ -84,17 +85,6 @@ def flip_labels(rng: np.random.Generator, labels: np.ndarray, share: float = LAB
     flip = rng.random(labels.shape[0]) < share
     step = np.where(rng.random(labels.shape[0]) < 0.5, -1, 1)
     return np.where(flip, np.clip(labels + step, 0, len(DECISIONS) - 1), labels).astype(np.int64)
-
-
-def governance_features(cols: Columns) -> np.ndarray:
-    """[risk one-hot (4), flags (7), harm_score] as float32."""
-    n = cols["risk"].shape[0]
-    out = np.zeros((n, 4 + len(FLAGS) + 1), dtype=np.float32)
-    out[np.arange(n), cols["risk"]] = 1.0
-    for j, flag in enumerate(FLAGS):
-        out[:, 4 + j] = cols[flag]
-    out[:, -1] = cols["harm_score"]
-    return out
 
 
 def safeguards_for(row: dict[str, Any], decision: str) -> list[str]:
