@@ -6,14 +6,21 @@ passes and the operator reads the Secret to configure the Serve application with
 the key must work (401 without it, 200 with it) and neither the key nor its base64 may appear in: the
 status of any ACGS resource, any Event of the namespace, the operator's log, the Serve applications'
 config from the dashboard, or the Ray head's logs (controller, proxy and replica logs included).
+
+The replica's decision audit (logger ``acgs.audit``, one JSON line per refusal and guard override) is
+checked too: the refused requests of this case (two 401s, one 409) must appear as audit lines in the Ray
+logs, and no audit line may hold the key, its base64 or the request's text.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
+import time
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +45,8 @@ CASE = "8b"
 TITLE = "no secret value leaks (statuses, events, logs, Serve config)"
 GOAL = "0 hits of the key or its base64"
 READY_TIMEOUT_S = 240
+AUDIT_TIMEOUT_S = 30
+AUDIT_LINE = re.compile(r'\{"event":"acgs\.audit".*\}')
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,17 @@ def hits(places: list[Place], needles: list[str]) -> dict[str, int]:
     return {p.name: sum(p.text.count(n) for n in needles) for p in places if any(n in p.text for n in needles)}
 
 
+def audit_lines(places: list[Place], deployment: str) -> list[str]:
+    """The audit lines of ``deployment`` found in ``places`` (the JSON object, whatever prefix a log adds; a
+    line Ray copies into a second log counts once)."""
+    found: set[str] = set()
+    for place in places:
+        for match in AUDIT_LINE.finditer(place.text):
+            if f'"deployment":"{deployment}"' in match.group(0):
+                found.add(match.group(0))
+    return sorted(found)
+
+
 def manifest(kind: str, name: str, spec: dict[str, Any]) -> str:
     return yaml.safe_dump({"apiVersion": "acgs.io/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec})
 
@@ -125,11 +145,23 @@ def test_the_api_key_never_leaks(  # type: ignore[no-untyped-def]
         timeout=READY_TIMEOUT_S + 20,
     )
     url = kubectl.get_json("modeldeployment", "guarded", "-n", namespace)["status"]["url"]
-    body = {"scenario": "general", "user_request": "summarise my account", "constitutional_hash": constitution.hash}
+    request_text = f"summarise my account {secrets.token_hex(8)}"
+    body = {"scenario": "general", "user_request": request_text, "constitutional_hash": constitution.hash}
     without = httpx.post(f"{url}/predict", json=body, timeout=30)
     wrong = httpx.post(f"{url}/predict", json=body, headers={"X-API-Key": key + "x"}, timeout=30)
     with_key = httpx.post(f"{url}/predict", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     assert (without.status_code, wrong.status_code, with_key.status_code) == (401, 401, 200), with_key.text
+    mismatch = httpx.post(f"{url}/predict", json={**body, "constitutional_hash": "0" * 16},
+                          headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert mismatch.status_code == 409, mismatch.text
+
+    # the replica writes its audit lines to its worker's stderr log: wait until the three refusals are there
+    deployment = f"{namespace}/guarded"
+    deadline = time.monotonic() + AUDIT_TIMEOUT_S
+    audited = audit_lines(ray_logs(ray_head.temp_dir), deployment)
+    while len(audited) < 3 and time.monotonic() < deadline:
+        time.sleep(1)
+        audited = audit_lines(ray_logs(ray_head.temp_dir), deployment)
 
     places = [
         Place("ACGS resources (all namespaces, -o json)",
@@ -157,6 +189,12 @@ def test_the_api_key_never_leaks(  # type: ignore[no-untyped-def]
         hits=sum(found.values()),
         key_checks=f"without {without.status_code}, wrong {wrong.status_code}, with {with_key.status_code}",
         control_hits_in_secret=sum(control.values()),
+        audit_lines=len(audited),
     )
     assert control == {secret.name: 1}, "the search does not find the key even in its Secret"
     assert found == {}, f"the API key leaked into: {found}"
+    reasons = Counter(json.loads(line)["reason"] for line in audited)
+    assert reasons["unauthorized"] >= 2 and reasons["constitution_mismatch"] >= 1, audited
+    audit_hits = [line for line in audited if any(n in line for n in [*needles, request_text])]
+    reliability_report.record(CASE, TITLE, audit_hits=len(audit_hits))
+    assert audit_hits == [], f"audit lines hold the key or the request text: {audit_hits}"

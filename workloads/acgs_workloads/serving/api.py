@@ -2,7 +2,8 @@
 
 Constructible without Ray (unit tests use FastAPI's TestClient); under Serve the routes live below the
 deployment's route prefix, so ``/constitutional-ai/predict`` reaches ``/predict`` here. Refusals are the
-exceptions of :mod:`.errors`, answered through its one mapping table.
+exceptions of :mod:`.errors`, answered through its one mapping table; each is counted and written as one
+audit line (:mod:`.audit`) by the metrics middleware.
 """
 
 # no `from __future__ import annotations`: FastAPI must see the component's request model in the signature
@@ -14,7 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from acgs_workloads.serving.asgi import AdmissionMiddleware, ApiKeyMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from acgs_workloads.serving import audit
+from acgs_workloads.serving.asgi import (
+    AdmissionMiddleware,
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    MetricsMiddleware,
+    note_refusal,
+)
 from acgs_workloads.serving.errors import InvalidRequest, ServingError, error_response, openapi_responses
 from acgs_workloads.serving.service import ModelService
 
@@ -27,6 +35,7 @@ def create_model_api(service: ModelService) -> FastAPI:
     args = service.args
     served_hash = service.constitution_hash
     request_model = service.request_model
+    audit.ensure_handler()
     app = FastAPI(
         title=f"ACGS {args.component}",
         version="v1alpha1",
@@ -57,7 +66,7 @@ def create_model_api(service: ModelService) -> FastAPI:
         return service.metadata()
 
     def render(request: Request, error: ServingError) -> JSONResponse:
-        request.state.refusal = error.reason
+        note_refusal(request.scope.setdefault("state", {}), error)
         status, content, headers = error_response(error, served_hash)
         return JSONResponse(status_code=status, content=content,
                             headers={k.decode(): v.decode() for k, v in headers})
@@ -81,6 +90,6 @@ def create_model_api(service: ModelService) -> FastAPI:
     app.add_middleware(AdmissionMiddleware, limit=args.queue.max_ongoing_requests,
                        retry_after_seconds=args.queue.retry_after_seconds, served_hash=served_hash)
     app.add_middleware(ApiKeyMiddleware, api_key_sha256=args.api_key_sha256, served_hash=served_hash)
-    app.add_middleware(MetricsMiddleware, metrics=service.metrics, headers=[(HASH_HEADER.encode(),
-                                                                              served_hash.encode())])
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics, auditor=service.auditor,
+                       headers=[(HASH_HEADER.encode(), served_hash.encode())])
     return app

@@ -1,7 +1,9 @@
 """Pure ASGI middleware of the model routes: request metrics, API-key auth, admission and the body size limit.
 
 Plain ASGI (no ``BaseHTTPMiddleware``) so the per-request cost stays in the microseconds. Refusals are the
-exceptions of :mod:`.errors`, rendered by its one mapping (:func:`~.errors.error_response`).
+exceptions of :mod:`.errors`, rendered by its one mapping (:func:`~.errors.error_response`); each refusal
+leaves the error in the request's state, and :class:`MetricsMiddleware` (the outermost) counts it and writes
+its audit line (:mod:`.audit`) once the answer is sent.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from acgs_workloads.serving.audit import Auditor
 from acgs_workloads.serving.auth import authorized
 from acgs_workloads.serving.errors import (
     REASON_BY_CODE,
@@ -32,6 +35,16 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 ADMITTED_PATHS = frozenset({"/predict"})
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 KNOWN_ROUTES = frozenset({"/predict", "/health", "/metadata", "/openapi.json", "/docs", "/redoc"})
+# keys of the request's state (``scope["state"]``, Starlette's ``request.state``)
+REFUSAL_STATE = "refusal"  # the reason of the refusal answered
+ERROR_STATE = "acgs_error"  # the ServingError answered, for the audit line
+BODY_STATE = "acgs_body"  # the raw body read by BodyLimitMiddleware: digested only if the request is refused
+
+
+def note_refusal(state: MutableMapping[str, Any], error: ServingError) -> None:
+    """Leave ``error`` in the request's state, for the refusal counter and the audit line."""
+    state[REFUSAL_STATE] = error.reason
+    state[ERROR_STATE] = error
 
 
 def relative_path(scope: Scope) -> str:
@@ -55,20 +68,25 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: list
     await send({"type": "http.response.body", "body": payload})
 
 
-async def send_error(send: Send, error: ServingError, served_hash: str | None) -> None:
-    """Answer ``error`` as the table in :mod:`.errors` says."""
+async def send_error(send: Send, error: ServingError, served_hash: str | None, scope: Scope | None = None) -> None:
+    """Answer ``error`` as the table in :mod:`.errors` says (noted in ``scope``'s state, when given)."""
+    if scope is not None:
+        note_refusal(scope.setdefault("state", {}), error)
     status, body, headers = error_response(error, served_hash)
     await send_json(send, status, body, headers)
 
 
 class MetricsMiddleware:
-    """Counts every HTTP request by route and status code, with its latency and refusal reason; adds
-    ``headers`` (the served constitution hash) to every response."""
+    """Counts every HTTP request by route and status code, with its latency and refusal reason; writes the
+    audit line of a refusal of the errors table (with ``auditor``); adds ``headers`` (the served constitution
+    hash) to every response."""
 
-    def __init__(self, app: ASGIApp, metrics: ReplicaMetrics, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    def __init__(self, app: ASGIApp, metrics: ReplicaMetrics, headers: list[tuple[bytes, bytes]] | None = None,
+                 auditor: Auditor | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.headers = list(headers or [])
+        self.auditor = auditor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,9 +110,13 @@ class MetricsMiddleware:
             route = path if path in KNOWN_ROUTES else "other"
             self.metrics.observe_request(route, status, time.perf_counter() - started)
             state = scope.get("state") or {}
-            if 400 <= status < 500 or state.get("refusal"):  # a 503 of the errors table names its reason
-                reason = state.get("refusal") or REASON_BY_CODE.get(status, f"http_{status}")
+            if 400 <= status < 500 or state.get(REFUSAL_STATE):  # a 503 of the errors table names its reason
+                reason = state.get(REFUSAL_STATE) or REASON_BY_CODE.get(status, f"http_{status}")
                 self.metrics.refusal(str(reason))
+            error = state.get(ERROR_STATE)
+            if self.auditor is not None and isinstance(error, ServingError):
+                body = state.get(BODY_STATE)
+                self.auditor.refusal(error, route=route, body=body if isinstance(body, bytes) else None)
 
 
 class ApiKeyMiddleware:
@@ -112,7 +134,7 @@ class ApiKeyMiddleware:
             and relative_path(scope) not in PUBLIC_PATHS
             and not authorized(scope.get("headers", []), self.api_key_sha256)
         ):
-            await send_error(send, Unauthorized(), self.served_hash)
+            await send_error(send, Unauthorized(), self.served_hash, scope)
             return
         await self.app(scope, receive, send)
 
@@ -141,8 +163,7 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
-            scope.setdefault("state", {})["refusal"] = Overloaded.reason
-            await send_error(send, Overloaded(self.limit, self.retry_after_seconds), self.served_hash)
+            await send_error(send, Overloaded(self.limit, self.retry_after_seconds), self.served_hash, scope)
             return
         self.in_flight += 1
         try:
@@ -163,8 +184,8 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
         self.served_hash = served_hash
 
-    async def _refuse(self, send: Send, size: str) -> None:
-        await send_error(send, BodyTooLarge(size, self.max_bytes), self.served_hash)
+    async def _refuse(self, scope: Scope, send: Send, size: str) -> None:
+        await send_error(send, BodyTooLarge(size, self.max_bytes), self.served_hash, scope)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -175,10 +196,10 @@ class BodyLimitMiddleware:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await send_error(send, MalformedBody("invalid Content-Length header"), self.served_hash)
+                    await send_error(send, MalformedBody("invalid Content-Length header"), self.served_hash, scope)
                     return
                 if declared > self.max_bytes:
-                    await self._refuse(send, str(declared))
+                    await self._refuse(scope, send, str(declared))
                     return
         chunks: list[bytes] = []
         size = 0
@@ -190,11 +211,12 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._refuse(send, f"more than {self.max_bytes}")
+                await self._refuse(scope, send, f"more than {self.max_bytes}")
                 return
             chunks.append(chunk)
             more = bool(message.get("more_body", False))
         body = b"".join(chunks)
+        scope.setdefault("state", {})[BODY_STATE] = body  # a reference: digested only for a refusal's audit line
         replayed = False
 
         async def replay() -> Message:

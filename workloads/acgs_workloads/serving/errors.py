@@ -27,6 +27,8 @@ request that reaches a replica that is already full.
 
 404, 405 and 415 come from the router itself (``unknown_route``, ``method_not_allowed``,
 ``unsupported_media_type``). Every error body carries ``detail`` and the served ``constitutional_hash``.
+Every refusal of the table (not the router's) is also written as one JSON audit line and counted in
+``acgs_audit_events_total{kind="refusal",reason}`` (:mod:`.audit`).
 :class:`ModelLoadError` is not an HTTP answer: it fails the replica's constructor (Serve reports
 ``DEPLOY_FAILED`` with the message).
 """
@@ -83,9 +85,10 @@ class NoCompliantDecision(ServingError):
     reason = "no_compliant_decision"
     description = "Every decision for this request violates a critical principle; the runtime guard refuses it."
 
-    def __init__(self, violations: Sequence[str]) -> None:
+    def __init__(self, violations: Sequence[str], model_decision: str | None = None) -> None:
         super().__init__("no decision for this request satisfies the critical principles: " + ", ".join(violations))
         self.violations = list(violations)
+        self.model_decision = model_decision  # for the audit line; not part of the body
 
     def fields(self) -> dict[str, Any]:
         return {"violations": self.violations}

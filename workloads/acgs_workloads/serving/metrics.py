@@ -1,5 +1,9 @@
 """Serving metrics: per-replica counters as plain JSON snapshots, merged by the platform into Prometheus text.
 
+A replica has no ``/metrics`` route of its own: its counters (the decision audit's
+``acgs_audit_events_total{kind,reason}`` included) reach Prometheus through the platform's ``GET /metrics``
+(:meth:`ReplicaMetrics.prometheus` renders one replica alone, for tests and debugging).
+
 Each ModelServer replica keeps cumulative counters (:class:`ReplicaMetrics`) and pushes its snapshot to
 the platform application; the platform keeps the latest snapshot per replica (so counts of a replica
 that died are kept, not reset) and renders the sum with :func:`render_prometheus`.
@@ -34,6 +38,7 @@ class ReplicaMetrics:
         self._refusals: dict[str, int] = {}
         self._overrides: dict[str, int] = {}
         self._decisions: dict[str, int] = {}
+        self._audit: dict[tuple[str, str], int] = {}  # (kind, reason) of the audit lines written
 
     def observe_request(self, route: str, code: int, seconds: float) -> None:
         with self._lock:
@@ -58,6 +63,16 @@ class ReplicaMetrics:
         with self._lock:
             self._decisions[label] = self._decisions.get(label, 0) + 1
 
+    def audit(self, kind: str, reason: str) -> None:
+        """One audit line written (:mod:`.audit`): a guard override or a refusal, by reason."""
+        with self._lock:
+            key = (kind, reason)
+            self._audit[key] = self._audit.get(key, 0) + 1
+
+    def prometheus(self, app: str = "replica") -> str:
+        """This replica's counters alone, as Prometheus text (the platform renders the sum of all replicas)."""
+        return render_prometheus({app: [self.snapshot()]})
+
     def snapshot(self) -> Snapshot:
         """A JSON-ready copy of the counters."""
         with self._lock:
@@ -68,6 +83,7 @@ class ReplicaMetrics:
                 "refusals": dict(self._refusals),
                 "overrides": dict(self._overrides),
                 "decisions": dict(self._decisions),
+                "audit": [[kind, reason, n] for (kind, reason), n in sorted(self._audit.items())],
             }
 
 
@@ -84,6 +100,7 @@ def merge_snapshots(snapshots: Mapping[str, Iterable[Snapshot]]) -> dict[str, An
         refusals: dict[str, float] = {}
         overrides: dict[str, float] = {}
         decisions: dict[str, float] = {}
+        audit: dict[tuple[str, str], float] = {}
         buckets: list[float] = list(LATENCY_BUCKETS)
         count = 0
         for snap in replicas:
@@ -98,9 +115,11 @@ def merge_snapshots(snapshots: Mapping[str, Iterable[Snapshot]]) -> dict[str, An
             for key, target in (("refusals", refusals), ("overrides", overrides), ("decisions", decisions)):
                 for label, n in snap.get(key, {}).items():
                     _add(target, str(label), n)
+            for kind, reason, n in snap.get("audit", []):  # absent from a replica of an older version
+                _add(audit, (str(kind), str(reason)), n)
         merged[app] = {
             "replicas": count, "buckets": buckets, "requests": requests, "latency": latency,
-            "refusals": refusals, "overrides": overrides, "decisions": decisions,
+            "refusals": refusals, "overrides": overrides, "decisions": decisions, "audit": audit,
         }
     return merged
 
@@ -125,6 +144,11 @@ class _MergedCollector(Collector):
         )
         decisions = CounterMetricFamily("acgs_serve_decisions", "Decisions served, by label.",
                                         labels=["app", "decision"])
+        audit = CounterMetricFamily(
+            "acgs_audit_events",
+            "Decision audit lines written (logger acgs.audit): guard overrides and refusals, by reason.",
+            labels=["app", "kind", "reason"],
+        )
         replicas = GaugeMetricFamily("acgs_serve_replicas_reporting", "Replicas whose counters are included.",
                                      labels=["app"])
         for app in sorted(self.merged):
@@ -144,7 +168,9 @@ class _MergedCollector(Collector):
                 overrides.add_metric([app, principle], n)
             for decision, n in sorted(data["decisions"].items()):
                 decisions.add_metric([app, decision], n)
-        yield from (requests, latency, refusals, overrides, decisions, replicas)
+            for (kind, reason), n in sorted(data.get("audit", {}).items()):
+                audit.add_metric([app, kind, reason], n)
+        yield from (requests, latency, refusals, overrides, decisions, audit, replicas)
 
 
 def _le(bound: float) -> str:
