@@ -355,7 +355,7 @@ Event = Annotated[ProgressEvent | ResultEvent, Field(discriminator="kind")]
 _EVENT = TypeAdapter(Event)
 
 
-def format_event(event: ProgressEvent | ResultEvent) -> str:
+def format_event(event: ProgressEvent | ResultEvent | EvaluationEvent) -> str:
     """One stdout line carrying ``event``."""
     return EVENT_PREFIX + json.dumps(event.wire(), separators=(",", ":"))
 
@@ -422,6 +422,80 @@ class ArtifactMetadata(CamelModel):
             return cls.model_validate_json(data)
         except ValidationError as error:
             raise ValueError(f"{where} is not ACGS artifact metadata: {describe_validation_error(error)}") from error
+
+
+SIGNATURE_FILE = "model.sig"
+"""The OpenSSF model-signing bundle of a model directory (it covers every other file there)."""
+EVALUATIONS_DIR = "evaluations"
+"""``<model dir>/evaluations/<constitution hash>.json``: re-evaluations of the model under later Constitutions."""
+
+
+class Lineage(CamelModel):
+    """The chain from data to served bytes: each link can be recomputed from the artifact root.
+
+    ``datasetDigest`` is the sha256 of the examples as the training loop saw them, ``constitutionHash`` the
+    rules the model was judged under, ``modelSha256`` the weights, ``metadataSha256`` the ``metadata.json``
+    that carries the verdict, ``signatureSha256`` the signature bundle over both and ``signedBy`` the
+    fingerprint (sha256 of the DER public key, 16 hex) of the key that signed it.
+    """
+
+    dataset_digest: str | None = None
+    constitution_hash: str | None = None
+    model_sha256: str | None = None
+    metadata_sha256: str | None = None
+    signature_sha256: str | None = None
+    signed_by: str | None = None
+
+
+class VerificationArgs(CamelModel):
+    """The public keys a model's signature must verify with (PEM, one of them); sent to every replica."""
+
+    public_keys: list[str] = Field(min_length=1, max_length=16)
+
+
+class EvaluationRecord(CamelModel):
+    """A model re-evaluated under a later Constitution (``evaluations/<hash>.json`` in its directory).
+
+    Written by ``python -m acgs_workloads.reevaluate`` (the operator's evaluation-only Ray job) on the same
+    held-out requests the training run used, labelled and judged under the new rules; signed with the
+    model directory, read by the gate and by each replica, which then serve the model under that hash.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    constitution_hash: str
+    model_sha256: str = Field(pattern=HEX64)
+    dataset_digest: str = ""
+    metrics: TrainingMetrics
+    compliance: ComplianceReport
+    gates: GateResult
+    evaluated_at: str = ""
+    seconds: float = Field(default=0.0, ge=0.0)
+
+    def json_bytes(self) -> bytes:
+        return json.dumps(self.wire(), indent=2, sort_keys=True).encode()
+
+
+class EvaluationEvent(CamelModel):
+    """The ``ACGS_EVENT`` line an evaluation-only run prints last: where its record is and what it says."""
+
+    kind: Literal["evaluation"] = "evaluation"
+    record_uri: str
+    record: EvaluationRecord
+
+
+def parse_evaluation(log_text: str) -> EvaluationEvent | None:
+    """The last well-formed evaluation event in ``log_text`` (an evaluation-only run's result), or None."""
+    found: EvaluationEvent | None = None
+    for line in log_text.splitlines():
+        start = line.find(EVENT_PREFIX)
+        if start < 0:
+            continue
+        try:
+            found = EvaluationEvent.model_validate_json(line[start + len(EVENT_PREFIX):])
+        except ValidationError:
+            continue
+    return found
 
 
 # --------------------------------------------------------------------------- Serve application args
@@ -503,14 +577,29 @@ class ModelAppArgs(CamelModel):
     api_key_sha256: str | None = Field(default=None, pattern=HEX64, description="sha256 (hex) of the API key.")
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=64 * 1024 * 1024)
     queue: QueueArgs = Field(default_factory=QueueArgs, description="Load shedding limits (spec.queue).")
+    verification: VerificationArgs | None = Field(
+        default=None, description="Keys the model's signature must verify with; None: the signature is not checked."
+    )
 
     @property
     def constitution_hash(self) -> str:
         return self.constitution.hash
 
 
+class WithdrawnRoute(CamelModel):
+    """The route of a ModelDeployment that is not served now, and why: the platform answers it with 503."""
+
+    application: str = Field(min_length=1, max_length=320, description="The deployment's Serve application.")
+    prefix: str = Field(min_length=2, max_length=256, description="Its route prefix.")
+    reason: str = Field(min_length=1, max_length=64, description="The gate's reason, e.g. Reevaluating.")
+    message: str = Field(default="", max_length=1024)
+    retry_after_seconds: int | None = Field(default=None, ge=1, le=3600, description="Set while it is transient.")
+
+
 class PlatformArgs(CamelModel):
-    """Arguments of the platform application (none are needed today)."""
+    """Arguments of the platform application: the routes withdrawn from serving, with their reasons."""
+
+    withdrawn: list[WithdrawnRoute] = Field(default_factory=list, max_length=10_000)
 
 
 class InvalidAppArgs(ValueError):

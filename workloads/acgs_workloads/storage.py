@@ -7,10 +7,19 @@ writer and loader build on it.
 from __future__ import annotations
 
 import os
+import re
 
 import pyarrow.fs as pafs
+from pydantic import ValidationError
 
-from acgs_workloads.contract import METADATA_FILE, ArtifactMetadata
+from acgs_workloads.contract import (
+    EVALUATIONS_DIR,
+    HEX16,
+    METADATA_FILE,
+    ArtifactMetadata,
+    EvaluationRecord,
+    describe_validation_error,
+)
 
 
 class StorageError(Exception):
@@ -85,3 +94,30 @@ def _metadata_at(location: str) -> ArtifactMetadata:
         return ArtifactMetadata.parse(read_bytes(location), location)
     except ValueError as exc:
         raise StorageError(str(exc)) from exc
+
+
+def evaluation_uri(model_uri: str, constitution_hash: str) -> str:
+    """``<model dir>/evaluations/<constitution_hash>.json`` for the model at ``model_uri`` (its directory or
+    weights file): where a re-evaluation under that Constitution is recorded."""
+    if not re.fullmatch(HEX16, constitution_hash):
+        raise ValueError(f"{constitution_hash!r} is not a constitution hash (16 lowercase hex characters)")
+    return join_uri(parent(weights_uri_of(model_uri)), EVALUATIONS_DIR, f"{constitution_hash}.json")
+
+
+def read_evaluation(model_uri: str, constitution_hash: str) -> EvaluationRecord | None:
+    """The record of the model at ``model_uri`` re-evaluated under ``constitution_hash``, or None if it was not.
+
+    A record that does not parse, or that names another hash than its file, is a :class:`StorageError`. The
+    caller compares ``model_sha256`` with the weights it serves (the record is about those bytes only).
+    """
+    location = evaluation_uri(model_uri, constitution_hash)
+    if not exists(location):
+        return None
+    try:
+        record = EvaluationRecord.model_validate_json(read_bytes(location))
+    except ValidationError as error:
+        raise StorageError(
+            f"{location} is not an ACGS evaluation record: {describe_validation_error(error)}") from error
+    if record.constitution_hash != constitution_hash:
+        raise StorageError(f"{location} records constitution {record.constitution_hash}, not {constitution_hash}")
+    return record

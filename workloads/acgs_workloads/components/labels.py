@@ -47,15 +47,22 @@ def decision_table(constitution: ConstitutionSnapshot, component: str) -> np.nda
     from acgs_workloads.constitution import ConstitutionEvaluator
 
     rows = fact_rows()
-    candidates = DECISIONS[:-1]  # deny is the answer when nothing less restrictive is clean
-    decisions = [
-        {"component": component, "decision": d, "safeguards": safeguards_for(row, d), "request": row}
-        for row in rows
-        for d in candidates
-    ]
-    found = ConstitutionEvaluator(constitution).evaluate(decisions)
-    clean = np.array([not v for v in found], dtype=bool).reshape(len(rows), len(candidates))
-    first = np.where(clean.any(axis=1), clean.argmax(axis=1), len(DECISIONS) - 1)
+    evaluator = ConstitutionEvaluator(constitution)
+    # one batched pass per candidate, least restrictive first, over the rows still without a clean decision
+    # (deny is the answer when nothing less restrictive is clean): about half the queries of asking all three
+    first = np.full(len(rows), len(DECISIONS) - 1, dtype=np.int64)
+    open_rows = np.arange(len(rows))
+    for index, decision in enumerate(DECISIONS[:-1]):
+        if open_rows.size == 0:
+            break
+        found = evaluator.evaluate([
+            {"component": component, "decision": decision, "safeguards": safeguards_for(rows[i], decision),
+             "request": rows[i]}
+            for i in open_rows
+        ])
+        clean = np.array([not v for v in found], dtype=bool)
+        first[open_rows[clean]] = index
+        open_rows = open_rows[~clean]
     table = first.astype(np.int64).reshape(1 << len(FLAGS), len(RISK_LEVELS), len(HARM_SCORES))
     with _LOCK:
         _CACHE[key] = table
