@@ -97,10 +97,13 @@ def ray_address(ray_head) -> str:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def operator_factory(control_plane: Path, ray_head, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """Start (and later stop) operator subprocesses against the session's control plane and Ray head."""
+    from acgs_operator.devenv import keys
     from acgs_operator.devenv.embedded import OperatorProcess
+    from acgs_operator.devenv.kubectl import Kubectl
 
     started: list[OperatorProcess] = []
     artifacts = tmp_path_factory.mktemp("artifacts")
+    signing_secret = keys.install_signing_key(Kubectl(control_plane))  # every model the tests train is signed
 
     def start() -> OperatorProcess:
         workdir = tmp_path_factory.mktemp("operator")
@@ -110,6 +113,7 @@ def operator_factory(control_plane: Path, ray_head, tmp_path_factory: pytest.Tem
             artifact_root=str(artifacts),
             serve_port=ray_head.serve_port,
             log=workdir / "operator.log",
+            extra_env={"ACGS_SIGNING_KEY_SECRET": signing_secret},
         )
         started.append(operator)
         try:

@@ -40,6 +40,14 @@ class OperatorConfig(BaseModel):
         default=1.0, gt=0.0, le=60.0, description="Seconds an object's idle kopf worker waits before it exits."
     )
     log_format: str = Field(default="full", pattern="^(plain|full|json)$")
+    signing_key_secret: str = Field(
+        default="",
+        pattern=r"^$|^[a-z0-9][-a-z0-9.]*/[a-z0-9][-a-z0-9.]*(:[-._a-zA-Z0-9]+)?$",
+        description=(
+            "namespace/name[:key] of the Secret with the PEM private key that signs trained models (key "
+            "private.pem by default), for TrainingJobs without spec.signing; empty: such models are not signed."
+        ),
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:

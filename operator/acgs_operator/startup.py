@@ -39,6 +39,7 @@ def configure(
     memo.rays = RayClients(config.ray_address, factory=dashboard_factory(config.ray_auth_token_file))
     memo.serve_lock = asyncio.Lock()  # the Serve REST API replaces the whole config: one writer at a time
     memo.core_v1 = kubernetes_core_v1()
+    memo.custom = kubernetes_custom_objects()
     metrics.serve(config.metrics_port)
     logger.info("ACGS operator configured: %s", config.model_dump())
 
@@ -57,6 +58,13 @@ def kubernetes_core_v1() -> Any:
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config()
     return kubernetes.client.CoreV1Api()
+
+
+def kubernetes_custom_objects() -> Any:
+    """A CustomObjectsApi (ModelDeployments with onConstitutionChange retrain patch their TrainingJob)."""
+    import kubernetes
+
+    return kubernetes.client.CustomObjectsApi()
 
 
 @kopf.on.probe(id="config")

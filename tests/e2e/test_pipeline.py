@@ -61,6 +61,11 @@ def test_pipeline_small_profile_end_to_end(tmp_path: Path) -> None:
         assert row["curve"], f"no loss curve for {component}: {row['curveError']}"
     assert {d["component"] for d in report["deployments"]} == set(SERVED)
     assert all(d["phase"] == "Ready" for d in report["deployments"])
+    from acgs_operator.devenv import keys
+    from acgs_workloads.signing import fingerprint
+
+    signer = fingerprint(keys.key_pair()[1])  # signed with the development key, verified in the namespace
+    assert all(d["signedBy"] == signer for d in report["deployments"]), report["deployments"]
 
     routes = {r["route"]: r for r in report["routes"]}
     for prefix in ROUTES:  # the documented request bodies (acgs_operator.pipeline.routes.BODIES) answer 200

@@ -24,6 +24,7 @@ from acgs_workloads.contract import (
     FaultToleranceSpec,
     GeneratorSpec,
     HashAliases,
+    Lineage,
     ModelArtifact,
     ModelSpec,
     Principle,
@@ -73,6 +74,19 @@ class LocalObjectReference(CamelModel):
     """A reference to another resource in the same namespace."""
 
     name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the resource.")
+
+
+class SecretKeySelector(CamelModel):
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Secret name.")
+    key: str = Field(min_length=1, max_length=253, description="Key in the Secret's data.")
+
+
+class SigningSpec(CamelModel):
+    """How the operator signs a trained model (OpenSSF model-signing, elliptic-curve key, no network)."""
+
+    key_secret_ref: SecretKeySelector = Field(
+        description="Secret key holding the PEM private key (ECDSA P-256/P-384), in the TrainingJob's namespace."
+    )
 
 
 class RayClusterRef(CamelModel):
@@ -167,6 +181,18 @@ class TrainingJobSpec(CamelModel):
         default=None, ge=1, le=604_800, description="Stop the job after this many seconds (reason DeadlineExceeded)."
     )
     suspend: bool = Field(default=False, description="true stops the Ray job (phase Suspended); false resumes it.")
+    signing: SigningSpec | None = Field(
+        default=None,
+        description="Sign the model with this key; default: the operator's signing key (ACGS_SIGNING_KEY_SECRET).",
+    )
+    retrained_for: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{16}$",
+        description=(
+            "The Constitution hash a new generation is trained for: set by a ModelDeployment with "
+            "onConstitutionChange: retrain (or by hand); changing it starts a new generation."
+        ),
+    )
 
 
 class RayJobStatus(CamelModel):
@@ -198,6 +224,9 @@ class TrainingJobStatus(CamelModel):
     compliance: ComplianceReport | None = None
     model: ModelArtifact | None = None
     restarts: int | None = None
+    lineage: Lineage | None = Field(
+        default=None, description="Dataset digest, constitution hash, model sha256, metadata and signature digests."
+    )
 
 
 # --------------------------------------------------------------------------- ModelDeployment
@@ -261,15 +290,32 @@ BatchingSpec = BatchingArgs  # spec.batching is handed to the Serve replicas as 
 QueueSpec = QueueArgs  # spec.queue too: the Serve deployment options and the replica's admission limit
 
 
-class SecretKeySelector(CamelModel):
-    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Secret name.")
-    key: str = Field(min_length=1, max_length=253, description="Key in the Secret's data.")
-
-
 class AuthSpec(CamelModel):
     """API-key authentication of the routes."""
 
     api_key_secret_ref: SecretKeySelector = Field(description="Secret key holding the API key.")
+
+
+VERIFICATION_KEYS_CONFIGMAP = "acgs-verification-keys"
+
+
+class VerificationSpec(CamelModel):
+    """Which keys a served model's signature must verify with."""
+
+    policy: Literal["Required", "IfKeysConfigured", "Disabled"] = Field(
+        default="IfKeysConfigured",
+        description=(
+            "Required: no verified signature, no serving (reason SignatureInvalid), and no keys is an error. "
+            "IfKeysConfigured: verify whenever keys are found. Disabled: never verify."
+        ),
+    )
+    public_keys_ref: LocalObjectReference | None = Field(
+        default=None,
+        description=(
+            f"ConfigMap whose *.pem entries are the accepted public keys; default: ConfigMap "
+            f"{VERIFICATION_KEYS_CONFIGMAP} in the deployment's namespace."
+        ),
+    )
 
 
 class ModelDeploymentSpec(CamelModel):
@@ -294,6 +340,12 @@ class ModelDeploymentSpec(CamelModel):
                     "self.autoscaling.targetOngoingRequests",
                     "queue.maxOngoingRequests must be >= autoscaling.targetOngoingRequests",
                     ".queue.maxOngoingRequests",
+                ),
+                cel(
+                    "!has(self.onConstitutionChange) || self.onConstitutionChange != 'retrain' || "
+                    "has(self.model.trainingJobRef)",
+                    "onConstitutionChange retrain needs model.trainingJobRef (a model given by uri is not retrained)",
+                    ".onConstitutionChange",
                 ),
             ]
         }
@@ -329,6 +381,17 @@ class ModelDeploymentSpec(CamelModel):
     )
     auth: AuthSpec | None = Field(default=None, description="Require an API key.")
     ray_cluster: RayClusterRef | None = Field(default=None, description="Override the operator's Ray cluster.")
+    verification: VerificationSpec = Field(
+        default_factory=VerificationSpec, description="Signature verification of the served model."
+    )
+    on_constitution_change: Literal["block", "reevaluate", "retrain"] = Field(
+        default="reevaluate",
+        description=(
+            "When the Constitution changes: block (stop serving until someone retrains), reevaluate (an "
+            "evaluation-only Ray job of the same model on its held-out data under the new rules; serve again "
+            "if it passes the gate) or retrain (a new TrainingJob generation)."
+        ),
+    )
 
 
 class DeployedModel(CamelModel):
@@ -337,6 +400,20 @@ class DeployedModel(CamelModel):
     uri: str | None = None
     sha256: str | None = None
     training_job: str | None = None
+    lineage: Lineage | None = Field(default=None, description="The chain of what is served, verified by the gate.")
+
+
+class ReevaluationStatus(CamelModel):
+    """The evaluation-only run of the served model under a changed Constitution."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    constitution_hash: str | None = None
+    submission_id: str | None = None
+    phase: Literal["Running", "Complete", "Failed"] | None = None
+    score: float | None = None
+    seconds: float | None = None
+    message: str | None = None
 
 
 class DeploymentComplianceStatus(CamelModel):
@@ -366,6 +443,7 @@ class ModelDeploymentStatus(CamelModel):
     model: DeployedModel | None = None
     compliance: DeploymentComplianceStatus | None = None
     replicas: ReplicaStatus | None = None
+    reevaluation: ReevaluationStatus | None = None
 
 
 # --------------------------------------------------------------------------- kinds
@@ -435,6 +513,7 @@ TRAINING_JOB = Kind(
         PrinterColumn("Accuracy", ".status.metrics.accuracy", "number"),
         PrinterColumn("Compliance", ".status.compliance.score", "number"),
         PrinterColumn("Ray Job", ".status.rayJob.submissionId", priority=1),
+        PrinterColumn("Digest", ".status.model.sha256", priority=1),
         _age(),
     ),
 )
@@ -452,6 +531,8 @@ MODEL_DEPLOYMENT = Kind(
         PrinterColumn("Score", ".status.compliance.score", "number"),
         PrinterColumn("Reason", ".status.compliance.reason"),
         PrinterColumn("Ready", ".status.replicas.ready", "integer", priority=1),
+        PrinterColumn("Digest", ".status.model.sha256", description="sha256 of the served weights", priority=1),
+        PrinterColumn("Signed By", ".status.model.lineage.signedBy", priority=1),
         _age(),
     ),
 )

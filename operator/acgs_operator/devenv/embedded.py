@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from acgs_operator.api import crdgen
+from acgs_operator.devenv import keys
 from acgs_operator.devenv.binaries import cache_dir
 from acgs_operator.devenv.controlplane import ControlPlane
 from acgs_operator.devenv.kubectl import Kubectl
@@ -120,6 +121,9 @@ class EmbeddedStack:
             log(f"using the cluster of {self.existing_kubeconfig}")
         install_crds(self.kubectl)
         log("CRDs installed: " + ", ".join(k.crd_name for k in crdgen.KINDS))
+        signing_secret = keys.install_signing_key(self.kubectl)
+        keys.install_verification_keys(self.kubectl, "default")
+        log(f"signing key in Secret {signing_secret}; its public key in ConfigMap default/acgs-verification-keys")
         ray_dashboard = os.environ.get("ACGS_RAY_ADDRESS", "")
         if self.with_ray and not ray_dashboard:
             self.ray = RayHead(self.workdir / "ray")
@@ -132,6 +136,7 @@ class EmbeddedStack:
             serve_port=self.ray.state.serve_port if self.ray and self.ray.state else 8000,
             artifact_root=str(self.workdir / "artifacts"),
             log=self.workdir / "operator.log",
+            extra_env={"ACGS_SIGNING_KEY_SECRET": signing_secret},
         ).start()
         log(f"operator running (liveness :{self.operator.health_port}, metrics :{self.operator.metrics_port})")
         return self

@@ -12,7 +12,7 @@ what is deployed now, changing only this deployment's application (and the platf
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
@@ -23,6 +23,7 @@ from acgs_operator.api.v1alpha1 import (
     DeploymentComplianceStatus,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
+    ReevaluationStatus,
     ReplicaStatus,
     TrainingJobSpec,
     TrainingJobStatus,
@@ -39,7 +40,13 @@ from acgs_workloads.contract import (
     ArtifactMetadata,
     Component,
     ConstitutionSnapshot,
+    InvalidAppArgs,
+    Lineage,
     ModelAppArgs,
+    PlatformArgs,
+    VerificationArgs,
+    WithdrawnRoute,
+    parse_platform_args,
 )
 
 Phase = Literal["Pending", "Blocked", "Deploying", "Ready", "Failed"]
@@ -57,6 +64,9 @@ class ModelEvidence:
     training_job: str | None = None
     complete: bool = True
     not_ready: str = ""  # why the model cannot be judged yet
+    lineage: Lineage | None = None  # traced from the artifact (signature verified when keys are configured)
+    signature_error: str = ""  # the signature is missing or does not verify with the configured keys
+    reevaluated: bool = False  # hash and score come from a re-evaluation record under the current Constitution
 
 
 @dataclass(frozen=True)
@@ -146,8 +156,12 @@ def gate(
         )
     if not evidence.uri or not evidence.sha256:
         return GateVerdict(False, Reason.TRAINING_NOT_COMPLETE, "the model has no artifact yet", score, hash_)
+    if evidence.signature_error:
+        return GateVerdict(False, Reason.SIGNATURE_INVALID, evidence.signature_error, score, hash_)
+    how = " (re-evaluated)" if evidence.reevaluated else ""
+    signed = f", signed by {evidence.lineage.signed_by}" if evidence.lineage and evidence.lineage.signed_by else ""
     return GateVerdict(
-        True, Reason.COMPLIANCE_PASSED, f"compliance {score:.4f} >= {minimum} under {hash_}", score, hash_
+        True, Reason.COMPLIANCE_PASSED, f"compliance {score:.4f} >= {minimum} under {hash_}{how}{signed}", score, hash_
     )
 
 
@@ -167,6 +181,7 @@ def serve_application(
     evidence: ModelEvidence,
     constitution: ConstitutionSnapshot,
     api_key_sha256: str | None = None,
+    verification_keys: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The Serve REST config of one ModelDeployment's application (ServeApplicationSchema).
 
@@ -201,6 +216,7 @@ def serve_application(
         batching=spec.batching,
         api_key_sha256=api_key_sha256 or None,
         queue=queue,
+        verification=VerificationArgs(public_keys=list(verification_keys)) if verification_keys else None,
     )
     return {
         "name": app_name(namespace, name),
@@ -211,16 +227,41 @@ def serve_application(
     }
 
 
-def platform_application() -> dict[str, Any]:
-    return {"name": PLATFORM_APP, "route_prefix": "/", "import_path": PLATFORM_APP_IMPORT, "args": {}}
+def platform_application(withdrawn: Sequence[WithdrawnRoute] = ()) -> dict[str, Any]:
+    """The platform application; ``withdrawn`` routes are answered by it with 503 and their reason."""
+    args = PlatformArgs(withdrawn=sorted(withdrawn, key=lambda w: w.application)).wire() if withdrawn else {}
+    return {"name": PLATFORM_APP, "route_prefix": "/", "import_path": PLATFORM_APP_IMPORT, "args": args}
+
+
+def _withdrawn_now(current: Mapping[str, ServeApplication]) -> list[WithdrawnRoute]:
+    platform = current.get(PLATFORM_APP)
+    if platform is None or platform.config is None:
+        return []
+    try:
+        return parse_platform_args(platform.config.get("args")).withdrawn
+    except InvalidAppArgs:
+        return []  # an older operator's platform args: rewritten with this deployment's entry
+
+
+def platform_for(
+    current: Mapping[str, ServeApplication], name: str, withdrawn: WithdrawnRoute | None
+) -> dict[str, Any]:
+    """The platform application with ``name``'s withdrawn route set to ``withdrawn`` (removed when None)."""
+    routes = [w for w in _withdrawn_now(current) if w.application != name]
+    return platform_application([*routes, withdrawn] if withdrawn is not None else routes)
 
 
 def compose(
-    current: Mapping[str, ServeApplication], name: str, desired: dict[str, Any] | None, keep_platform: bool = False
+    current: Mapping[str, ServeApplication],
+    name: str,
+    desired: dict[str, Any] | None,
+    keep_platform: bool = False,
+    withdrawn: WithdrawnRoute | None = None,
 ) -> list[dict[str, Any]]:
     """The full Serve config: every declaratively deployed application kept, ``name`` set to ``desired``
     (or removed when None), and the platform application present when a model app is, or when
-    ``keep_platform`` (a withdrawn deployment still exists: its route should answer 404, not vanish)."""
+    ``keep_platform`` (a withdrawn deployment still exists: its route answers 503 with ``withdrawn``'s
+    reason, or 404, instead of vanishing)."""
     apps = [
         app.config for key, app in sorted(current.items()) if app.config is not None and key not in (name, PLATFORM_APP)
     ]
@@ -228,16 +269,26 @@ def compose(
         apps.append(desired)
     model_apps = [a for a in apps if a.get("import_path") == MODEL_APP_IMPORT]
     if model_apps or keep_platform:
-        apps.append(platform_application())
+        apps.append(platform_for(current, name, withdrawn if desired is None and keep_platform else None))
     return apps
 
 
-def needs_update(current: Mapping[str, ServeApplication], name: str, desired: dict[str, Any] | None) -> bool:
+def needs_update(
+    current: Mapping[str, ServeApplication],
+    name: str,
+    desired: dict[str, Any] | None,
+    withdrawn: WithdrawnRoute | None = None,
+) -> bool:
+    """Whether the Serve config must change: this deployment's application, or (once the platform runs) the
+    withdrawn routes it answers."""
     app = current.get(name)
+    platform = current.get(PLATFORM_APP)
     if desired is None:
-        return app is not None
-    platform_missing = PLATFORM_APP not in current
-    return app is None or app.config != desired or platform_missing
+        stale = platform is not None and platform.config != platform_for(current, name, withdrawn)
+        return app is not None or stale
+    if platform is None:
+        return True
+    return app is None or app.config != desired or platform.config != platform_for(current, name, None)
 
 
 def serve_url(configured: str, dashboard_url: str, port: int = 8000) -> str:
@@ -256,7 +307,9 @@ def routes(prefix: str) -> list[str]:
 
 
 def _model(evidence: ModelEvidence) -> DeployedModel:
-    return DeployedModel(uri=evidence.uri, sha256=evidence.sha256, training_job=evidence.training_job)
+    return DeployedModel(
+        uri=evidence.uri, sha256=evidence.sha256, training_job=evidence.training_job, lineage=evidence.lineage
+    )
 
 
 def _compliance(verdict: GateVerdict, min_score: float) -> DeploymentComplianceStatus:
@@ -310,7 +363,7 @@ def serving_status(
     ready = state == "RUNNING"
     phase: Phase
     if state in ("DEPLOY_FAILED", "UNHEALTHY"):
-        reason = Reason.ARTIFACT_DIGEST_MISMATCH if "sha256" in (app.message if app else "") else Reason.DEPLOY_FAILED
+        reason = _failure_reason(app.message if app else "")
         phase, message = "Failed", f"Serve application {state}: {app.message if app else ''}"
     elif ready:
         reason, phase, message = Reason.READY, "Ready", f"serving at {base_url}{prefix}"
@@ -331,6 +384,15 @@ def serving_status(
             ready=app.replicas_running if app else 0,
         ),
     )
+
+
+def _failure_reason(message: str) -> Reason:
+    """Why a Serve application failed, from its message (the replica's error names what it refused)."""
+    if "signature" in message.lower():
+        return Reason.SIGNATURE_INVALID
+    if "sha256" in message:
+        return Reason.ARTIFACT_DIGEST_MISMATCH
+    return Reason.DEPLOY_FAILED
 
 
 def unavailable_status(
@@ -379,6 +441,15 @@ class ApiKey:
 
 
 @dataclass(frozen=True)
+class Retraining:
+    """onConstitutionChange retrain: the TrainingJob's new generation for the new Constitution."""
+
+    message: str
+    started: bool = False  # this reconcile started it
+    error: bool = False  # it could not be started (the message says why)
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything one reconcile read; :func:`decide` needs nothing else."""
 
@@ -394,6 +465,9 @@ class Observation:
     applications: Mapping[str, ServeApplication] | None  # the Serve applications; None: Ray unreachable
     ray_error: str = ""  # why applications is None
     base_url: str = ""  # where Serve answers, e.g. http://127.0.0.1:8000
+    verification_keys: tuple[str, ...] = ()  # public keys the replicas verify the model's signature with
+    reevaluation: ReevaluationStatus | None = None  # the evaluation-only run under a changed Constitution
+    retraining: Retraining | None = None  # the new TrainingJob generation (onConstitutionChange retrain)
 
     @property
     def app_name(self) -> str:
@@ -414,6 +488,7 @@ class Decision:
     events: list[Event] = field(default_factory=list)
     application: dict[str, Any] | None = None  # this deployment's desired Serve application; None: none
     reconfigure: bool = False  # the Serve config must change: put ``application``, or withdraw it when None
+    withdrawn: WithdrawnRoute | None = None  # not served: the platform answers the route with 503 and this reason
     outage: Outage | None = None
     became_ready: bool = False  # phase Ready now, and not before (the apply-to-ready metric)
 
@@ -430,7 +505,10 @@ def decide(obs: Observation, now: str) -> Decision:
     application is reported as DEPLOYING, as Ray Serve reports it right after the config is put.
     """
     spec, evidence = obs.spec, obs.evidence
-    verdict = gate(spec, obs.constitution, obs.why_no_constitution, evidence)
+    verdict = _while_reevaluating(gate(spec, obs.constitution, obs.why_no_constitution, evidence), obs.reevaluation)
+    if obs.retraining is not None and verdict.reason == Reason.CONSTITUTION_CHANGED:
+        reason = Reason.CONSTITUTION_CHANGED if obs.retraining.error else Reason.RETRAINING
+        verdict = replace(verdict, reason=reason, message=obs.retraining.message)
     if verdict.passed and obs.api_key.error:
         return unavailable(obs, Reason.SECRET_UNAVAILABLE, obs.api_key.error, now)
     if obs.applications is None:
@@ -445,8 +523,10 @@ def decide(obs: Observation, now: str) -> Decision:
             evidence=evidence,
             constitution=obs.constitution,
             api_key_sha256=obs.api_key.sha256,
+            verification_keys=obs.verification_keys,
         )
-    reconfigure = needs_update(obs.applications, name, desired)
+    withdrawn = None if verdict.passed else _withdrawn_route(name, spec, evidence, verdict)
+    reconfigure = needs_update(obs.applications, name, desired, withdrawn)
     if verdict.passed:
         app = obs.applications.get(name)
         if desired is not None and (app is None or app.config != desired):
@@ -456,26 +536,57 @@ def decide(obs: Observation, now: str) -> Decision:
         status = blocked_status(
             verdict, evidence, obs.generation, obs.status.conditions, now, spec.compliance.min_score
         )
+    if obs.reevaluation is not None:
+        status.reevaluation = obs.reevaluation
     return Decision(
         status=status,
-        events=_events(obs.status.phase, status, verdict, reconfigure, name),
+        events=_events(obs, status, verdict, reconfigure),
         application=desired,
         reconfigure=reconfigure,
+        withdrawn=withdrawn,
         became_ready=status.phase == "Ready" and obs.status.phase != "Ready",
     )
 
 
-def _events(
-    old_phase: str | None, new: ModelDeploymentStatus, verdict: GateVerdict, reconfigure: bool, app: str
-) -> list[Event]:
+TRANSIENT = frozenset({Reason.REEVALUATING, Reason.RETRAINING, Reason.TRAINING_NOT_COMPLETE})
+
+
+def _withdrawn_route(name: str, spec: ModelDeploymentSpec, evidence: ModelEvidence, verdict: GateVerdict
+                     ) -> WithdrawnRoute:
+    retry = spec.queue.retry_after_seconds if verdict.reason in TRANSIENT else None
+    return WithdrawnRoute(application=name, prefix=route_prefix(spec, evidence.component), reason=verdict.reason,
+                          message=verdict.message[:1024], retry_after_seconds=retry)
+
+
+def _while_reevaluating(verdict: GateVerdict, run: ReevaluationStatus | None) -> GateVerdict:
+    """A model judged under an older Constitution while its re-evaluation runs (or after it failed to run)."""
+    if verdict.passed or verdict.reason != Reason.CONSTITUTION_CHANGED or run is None:
+        return verdict
+    if run.phase == "Running":
+        message = (f"re-evaluating the model under constitution {run.constitution_hash} (Ray job "
+                   f"{run.submission_id}); not served until it passes the gate")
+        return replace(verdict, reason=Reason.REEVALUATING, message=message)
+    if run.phase == "Failed":
+        return replace(verdict, reason=Reason.REEVALUATION_FAILED, message=run.message or "re-evaluation failed")
+    return verdict
+
+
+def _events(obs: Observation, new: ModelDeploymentStatus, verdict: GateVerdict, reconfigure: bool) -> list[Event]:
     out: list[Event] = []
     if reconfigure and not verdict.passed:
         out.append(Event.warning(verdict.reason, f"Serve application withdrawn: {verdict.message}"))
     elif reconfigure:
-        out.append(Event.normal(Reason.DEPLOYING, f"Serve application {app} configured"))
-    if new.phase == old_phase:
+        out.append(Event.normal(Reason.DEPLOYING, f"Serve application {obs.app_name} configured"))
+    run, before = obs.reevaluation, obs.status.reevaluation
+    if run is not None and run.phase == "Complete" and (before is None or before.phase != "Complete"
+                                                      or before.constitution_hash != run.constitution_hash):
+        out.append(Event.normal(Reason.REEVALUATED, run.message or f"re-evaluated under {run.constitution_hash}"))
+    old_phase, old_reason = obs.status.phase, obs.status.compliance.reason if obs.status.compliance else None
+    if new.phase == old_phase and not (new.phase == "Blocked" and old_reason != verdict.reason):
         return out
-    if new.phase == "Blocked":
+    if new.phase == "Blocked" and verdict.reason in (Reason.REEVALUATING, Reason.RETRAINING):
+        out.append(Event.normal(verdict.reason, verdict.message))
+    elif new.phase == "Blocked":
         out.append(Event.warning(verdict.reason, verdict.message))
     elif new.phase == "Ready":
         out.append(Event.normal(Reason.READY, f"serving at {new.url}"))

@@ -17,15 +17,24 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from acgs_operator import events
-from acgs_operator.api.v1alpha1 import GROUP, VERSION, ModelDeploymentSpec, ModelDeploymentStatus
+from acgs_operator import events, signing
+from acgs_operator.api.v1alpha1 import (
+    GROUP,
+    VERSION,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    ReevaluationStatus,
+    SecretKeySelector,
+    TrainingJobSpec,
+)
 from acgs_operator.conditions import now_iso, seconds_since
 from acgs_operator.constitution import build as constitutions
 from acgs_operator.indexes import first
 from acgs_operator.metrics import APPLY_TO_READY, ERRORS, PHASES, RECONCILES
-from acgs_operator.modeldeployment import build
+from acgs_operator.modeldeployment import build, integrity
 from acgs_operator.rayclient import RayClient, RayUnavailable, ServeApplication
 from acgs_operator.reasons import Reason
+from acgs_workloads.contract import ConstitutionSnapshot, WithdrawnRoute
 
 KIND = "ModelDeployment"
 PLURAL = "modeldeployments"
@@ -82,12 +91,59 @@ def _ray(memo: kopf.Memo, md: ModelDeploymentSpec) -> RayClient:
     return memo.rays.get(md.ray_cluster.address if md.ray_cluster else None)
 
 
+def _signing_key(
+    memo: kopf.Memo, md: ModelDeploymentSpec, namespace: str, tj_index: Index | None
+) -> tuple[str, SecretKeySelector] | None:
+    """The key that signed (and re-signs) the model: its TrainingJob's, else the operator's."""
+    job = None
+    if md.model.training_job_ref is not None:
+        entry = first(tj_index, (namespace, md.model.training_job_ref.name))
+        try:
+            job = TrainingJobSpec.model_validate((entry or {}).get("spec") or {})
+        except ValidationError:
+            job = None
+    return signing.signing_key_ref(job, namespace, memo.config)
+
+
+async def _integrity(
+    memo: kopf.Memo,
+    ray: RayClient,
+    md: ModelDeploymentSpec,
+    namespace: str,
+    name: str,
+    uid: str,
+    constitution: ConstitutionSnapshot | None,
+    evidence: build.ModelEvidence,
+    tj_index: Index | None,
+    previous: ReevaluationStatus | None,
+) -> tuple[build.ModelEvidence, ReevaluationStatus | None, build.Retraining | None, tuple[str, ...]]:
+    """Re-evaluate or retrain a model judged under an older Constitution (spec.onConstitutionChange), then
+    verify it."""
+    core_v1 = memo.get("core_v1")
+    run, retraining = None, None
+    stale = (constitution is not None and evidence.complete and evidence.uri and evidence.sha256
+             and evidence.constitution_hash != constitution.hash)
+    if stale and constitution is not None and md.on_constitution_change == "retrain":
+        ref = md.model.training_job_ref
+        entry = first(tj_index, (namespace, ref.name)) if ref is not None else None
+        retraining = await integrity.retrain(memo.get("custom"), md, namespace, constitution, entry)
+    if stale and constitution is not None and md.on_constitution_change == "reevaluate":
+        evidence, run = await integrity.reevaluate(
+            ray=ray, core_v1=core_v1, md=md, namespace=namespace, name=name, uid=uid, constitution=constitution,
+            evidence=evidence, signing_key=_signing_key(memo, md, namespace, tj_index), python=memo.config.ray_python,
+            previous=previous,
+        )
+    verified = await integrity.verify(core_v1, md, namespace, evidence)
+    return verified.evidence, run, retraining, verified.keys
+
+
 async def _observe(
     md: ModelDeploymentSpec,
     status: kopf.Status,
     memo: kopf.Memo,
     namespace: str,
     name: str,
+    uid: str,
     generation: int,
     constitutions_by_name: Index | None,
     trainingjobs_by_name: Index | None,
@@ -97,7 +153,14 @@ async def _observe(
     evidence = await _evidence(md, namespace, trainingjobs_by_name)
     ray = _ray(memo, md)
     applications: dict[str, ServeApplication] | None
+    current = ModelDeploymentStatus.model_validate(dict(status))
+    run: ReevaluationStatus | None = None
+    retraining: build.Retraining | None = None
+    keys: tuple[str, ...] = ()
     try:
+        evidence, run, retraining, keys = await _integrity(
+            memo, ray, md, namespace, name, uid, constitution, evidence, trainingjobs_by_name, current.reevaluation
+        )
         applications, ray_error = await ray.serve_applications(), ""
     except RayUnavailable as exc:
         applications, ray_error = None, str(exc)
@@ -106,7 +169,7 @@ async def _observe(
         name=name,
         generation=generation,
         spec=md,
-        status=ModelDeploymentStatus.model_validate(dict(status)),
+        status=current,
         constitution=constitution,
         why_no_constitution=why,
         evidence=evidence,
@@ -114,6 +177,9 @@ async def _observe(
         applications=applications,
         ray_error=ray_error,
         base_url=build.serve_url(memo.config.serve_url, ray.dashboard_url, memo.config.serve_http_port),
+        verification_keys=keys,
+        reevaluation=run,
+        retraining=retraining,
     )
 
 
@@ -121,7 +187,12 @@ async def _observe(
 
 
 async def _put_serve(
-    memo: kopf.Memo, ray: RayClient, app: str, desired: dict[str, Any] | None, deleting: bool = False
+    memo: kopf.Memo,
+    ray: RayClient,
+    app: str,
+    desired: dict[str, Any] | None,
+    deleting: bool = False,
+    withdrawn: WithdrawnRoute | None = None,
 ) -> bool:
     """Put this application's desired config into Ray Serve; True when the config changed.
 
@@ -132,9 +203,9 @@ async def _put_serve(
     http_options = {"host": memo.config.serve_http_host, "port": memo.config.serve_http_port}
     async with memo.serve_lock:
         current = await ray.serve_applications()
-        if not build.needs_update(current, app, desired):
+        if not build.needs_update(current, app, desired, withdrawn):
             return False
-        config = build.compose(current, app, desired, keep_platform=not deleting)
+        config = build.compose(current, app, desired, keep_platform=not deleting, withdrawn=withdrawn)
         if config:
             await ray.put_serve_applications(config, http_options)
         else:
@@ -167,7 +238,8 @@ async def _apply(
     """Apply a decision once; returns it, or the outage decision when Ray fails while the config is put."""
     if decision.reconfigure:
         try:
-            await _put_serve(memo, _ray(memo, obs.spec), obs.app_name, decision.application)
+            await _put_serve(memo, _ray(memo, obs.spec), obs.app_name, decision.application,
+                             withdrawn=decision.withdrawn)
         except RayUnavailable as exc:
             decision = build.unavailable(obs, Reason.RAY_UNAVAILABLE, str(exc), now_iso())
     _write(decision, body, meta, patch)
@@ -192,7 +264,9 @@ async def _reconcile(
     """Observe, decide, apply. A ValidationError (an invalid spec) propagates to the caller."""
     md = ModelDeploymentSpec.model_validate(dict(spec))
     ns = namespace or "default"
-    obs = await _observe(md, status, memo, ns, name, meta["generation"], constitutions_by_name, trainingjobs_by_name)
+    obs = await _observe(
+        md, status, memo, ns, name, meta.get("uid", ""), meta["generation"], constitutions_by_name, trainingjobs_by_name
+    )
     return await _apply(obs, build.decide(obs, now_iso()), memo, body, meta, patch)
 
 

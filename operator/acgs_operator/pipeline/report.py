@@ -79,6 +79,7 @@ def deployment_row(md: Mapping[str, Any] | None, component: str, name: str) -> d
         "url": status.url,
         "routes": list(status.routes),
         "sha256": status.model.sha256 if status.model else None,
+        "signedBy": status.model.lineage.signed_by if status.model and status.model.lineage else None,
         "complianceScore": compliance.score,
         "minScore": compliance.gate,
         "reason": compliance.reason,
@@ -163,9 +164,10 @@ def to_markdown(report: Mapping[str, Any]) -> str:
                   [[c["component"], num(c["evaluatedExamples"], 0),
                     *[str(c["violations"].get(p, 0)) for p in principles]] for c in report["components"]])
     out += ["", "## Deployments", ""]
-    out += _table(["deployment", "component", "phase", "url", "compliance", "minScore", "sha256"],
+    out += _table(["deployment", "component", "phase", "url", "compliance", "minScore", "sha256", "signed by"],
                   [[d["modelDeployment"], d["component"], str(d["phase"]), str(d["url"]), num(d["complianceScore"]),
-                    num(d["minScore"]), short(d["sha256"])] for d in report["deployments"]])
+                    num(d["minScore"]), short(d["sha256"]), str(d.get("signedBy") or "unsigned")]
+                   for d in report["deployments"]])
     out += ["", "## Routes", ""]
     out += _table(["route", "check", "expected", "status codes", "p50 ms", "p99 ms", "ok"],
                   [[r["route"], r["check"], str(r["expect"]), codes(r), num(r["p50Ms"], 2), num(r["p99Ms"], 2),

@@ -209,6 +209,10 @@ class Pipeline:
             ns = self.opts.namespace
             if kube.ensure_namespace(ns):
                 board.log(f"namespace {ns} created")
+            if stack.embedded is not None:  # models are signed with the development key: verify them here
+                from acgs_operator.devenv import keys
+
+                keys.install_verification_keys(stack.embedded.kubectl, ns)
             previous = [("ModelDeployment", m["metadata"]["name"]) for m in self.plan.deployments]
             previous += [("TrainingJob", j["metadata"]["name"]) for j in self.plan.training_jobs]
             removed = kube.delete_and_wait(previous, ns)

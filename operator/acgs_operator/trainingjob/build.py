@@ -19,6 +19,7 @@ from acgs_operator.conditions import Condition, ConditionStatus, find, set_condi
 from acgs_operator.events import Event
 from acgs_operator.rayclient import JobInfo, JobStatus
 from acgs_operator.reasons import ConditionType, Reason
+from acgs_operator.signing import Signed
 from acgs_workloads.contract import (
     ConstitutionSnapshot,
     ProgressEvent,
@@ -168,6 +169,7 @@ class Observation:
     lost: bool = False  # the cluster forgot the job and spec.faultTolerance.maxFailures is spent
     deadline_exceeded: bool = False  # spec.activeDeadlineSeconds passed; the job was stopped
     outage: str = ""  # the Ray cluster could not be reached (RayUnavailable)
+    signed: Signed | None = None  # the succeeded job's model, signed (or why not) and traced
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,17 @@ def observed_status(
             f"compliance {result.compliance.score:.4f} >= {result.compliance.threshold}"
         )
         cond(ConditionType.COMPLIANT, passed, reason, message)
+        signed = obs.signed
+        if signed is not None:
+            status.lineage = signed.lineage
+            if signed.error:
+                cond(ConditionType.SIGNED, False, Reason.SIGNING_FAILED, signed.error)
+            elif signed.unsigned:
+                cond(ConditionType.SIGNED, False, Reason.UNSIGNED, "no signing key is configured (spec.signing or "
+                     "the operator's ACGS_SIGNING_KEY_SECRET)")
+            elif signed.lineage is not None:
+                cond(ConditionType.SIGNED, True, Reason.SIGNED, f"signed by key {signed.lineage.signed_by}, "
+                     f"signature sha256 {signed.lineage.signature_sha256}")
     else:
         reason, message = _failure(job, result, obs.logs)
         status.phase = "Failed"
@@ -454,5 +467,11 @@ def _phase_events(old_phase: str | None, new: TrainingJobStatus) -> list[Event]:
         return [Event.warning(Reason(failed.reason), failed.message)]
     if phase in ("Running", "Evaluating", "Succeeded"):
         complete = find(new.conditions, ConditionType.COMPLETE)
-        return [Event.normal(Reason(phase), complete.message if complete else f"phase {phase}")]
+        out = [Event.normal(Reason(phase), complete.message if complete else f"phase {phase}")]
+        signed = find(new.conditions, ConditionType.SIGNED) if phase == "Succeeded" else None
+        if signed is not None and signed.status == "True":
+            out.append(Event.normal(Reason.SIGNED, signed.message))
+        elif signed is not None and signed.reason == Reason.SIGNING_FAILED:
+            out.append(Event.warning(Reason.SIGNING_FAILED, signed.message))
+        return out
     return []

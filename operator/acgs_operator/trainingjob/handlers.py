@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from acgs_operator import events
+from acgs_operator import events, signing
 from acgs_operator.api.v1alpha1 import GROUP, VERSION, TrainingJobSpec, TrainingJobStatus
 from acgs_operator.conditions import now_iso, seconds_since
 from acgs_operator.constitution import build as constitutions
@@ -57,6 +57,16 @@ async def _read(ray: RayClient, info: JobInfo | None, seen: build.Observation) -
     if info is not None and info.status is not JobStatus.PENDING:
         seen.logs = await ray.job_logs(info.submission_id)
         seen.events = parse_events(seen.logs)
+
+
+async def _sign(memo: kopf.Memo, target: build.Target, seen: build.Observation) -> None:
+    """A job that just succeeded: sign its model (the key stays in the operator) and trace its lineage."""
+    if seen.job is None or seen.job.status is not JobStatus.SUCCEEDED:
+        return
+    _, result = build.latest(seen.events)
+    if result is None:
+        return
+    seen.signed = await signing.sign(memo.get("core_v1"), target.spec, target.namespace, memo.config, result.model.uri)
 
 
 async def _stop(ray: RayClient, submission_id: str | None) -> bool:
@@ -131,6 +141,7 @@ async def _observe_reconcile(
             if retry == 0:
                 logger.info("re-attached to Ray job %s (%s)", sid, info.status)
             await _read(ray, info, seen)  # one that finished while no operator ran: its result
+            await _sign(memo, target, seen)
     except RayUnavailable as exc:
         seen.outage = str(exc)
     return seen
@@ -145,6 +156,7 @@ async def _observe_follow(
             await _submit(ray, memo, target, index, seen)
         else:
             await _read(ray, info, seen)
+            await _sign(memo, target, seen)
         deadline = target.spec.active_deadline_seconds
         if not seen.waiting and build.deadline_exceeded(target.status.start_time, deadline, dt.datetime.now(dt.UTC)):
             await _stop(ray, target.submission_id)

@@ -83,6 +83,8 @@ class ModelServer:
     def check_health(self) -> None:
         if not self.service.model.ready:
             raise ModelNotLoaded()
+        if self.args.verification is not None:  # the bytes on storage are still the bytes signed
+            self.service.model.verify(self.args.verification.public_keys)
 
     async def _push_metrics(self) -> None:
         store = None

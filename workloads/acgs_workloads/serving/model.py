@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from acgs_workloads.artifacts import LoadedArtifact, load_artifact
 from acgs_workloads.components import get
 from acgs_workloads.components.base import Columns, Component, masked_logits
-from acgs_workloads.contract import ArtifactMetadata, ModelSpec
+from acgs_workloads.contract import ArtifactMetadata, EvaluationRecord, Lineage, ModelSpec
 from acgs_workloads.serving.errors import ConstitutionHashMismatch, ModelLoadError, ModelNotLoaded
 from acgs_workloads.serving.guard import Evaluator, GuardReport, guard_batch
 
@@ -79,6 +79,8 @@ class ServedModel:
         self.metadata: ArtifactMetadata | None = None
         self.sha256: str | None = None
         self.uri: str | None = None
+        self.lineage: Lineage | None = None  # traced at load; its signature verified when keys were given
+        self.evaluation: EvaluationRecord | None = None  # the re-evaluation it serves under, if any
         self.loaded_at: float | None = None
         self.requests = 0
         self.errors = 0
@@ -86,19 +88,41 @@ class ServedModel:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def load(self, artifact: str | LoadedArtifact, expected_sha256: str | None = None) -> ServedModel:
+    def load(self, artifact: str | LoadedArtifact, expected_sha256: str | None = None, *,
+             constitution_hash: str | None = None, verification_keys: Sequence[str] = ()) -> ServedModel:
         """Load weights + metadata from an artifact URI (sha256 verified: ``ArtifactDigestMismatch``) or an
-        already loaded artifact; raises :class:`ModelLoadError` when it cannot be served. Returns ``self``."""
+        already loaded artifact; raises :class:`ModelLoadError` when it cannot be served. Returns ``self``.
+
+        With ``verification_keys`` the model directory's signature is verified first (a missing, foreign or
+        broken signature: :class:`ModelLoadError` naming the signature). With ``constitution_hash`` other than
+        the one the model was trained under, a re-evaluation record for that hash (same weights) makes the
+        model serve under it.
+        """
+        from acgs_workloads import signing, storage
+
+        uri = artifact if isinstance(artifact, str) else artifact.artifact.uri
+        signature = None
+        if verification_keys:
+            try:
+                signature = signing.verify_model(uri, list(verification_keys))
+            except (signing.SignatureError, signing.SigningKeyError) as error:
+                raise ModelLoadError(f"refusing to serve: {error}") from error
         loaded = artifact if isinstance(artifact, LoadedArtifact) else load_artifact(artifact, expected_sha256)
-        uri = artifact if isinstance(artifact, str) else loaded.artifact.uri
         meta = loaded.metadata
         name = self.component.name
         if meta.component != name:
             raise ModelLoadError(f"artifact {uri} holds a {meta.component!r} model, not {name!r}")
+        judged_under = meta.constitution_hash
+        if constitution_hash and constitution_hash != meta.constitution_hash:
+            record = storage.read_evaluation(uri, constitution_hash)
+            if record is not None and record.model_sha256 == loaded.artifact.sha256:
+                judged_under, self.evaluation = constitution_hash, record
         try:
-            self.load_state(loaded.state_dict, meta.model_spec(), meta.constitution_hash)
+            self.load_state(loaded.state_dict, meta.model_spec(), judged_under)
         except (KeyError, ValueError, RuntimeError) as error:
             raise ModelLoadError(f"artifact {uri} cannot be loaded as {name}: {error}") from error
+        if isinstance(artifact, str):
+            self.lineage = signing.trace(uri, signature)
         self.metadata = meta
         self.sha256 = loaded.artifact.sha256
         self.uri = uri
@@ -118,6 +142,18 @@ class ServedModel:
     @property
     def ready(self) -> bool:
         return self.model is not None
+
+    def verify(self, verification_keys: Sequence[str]) -> None:
+        """Verify the signature of the loaded model's directory again (a replica's health check): the bytes on
+        storage are still the bytes that were signed. :class:`ModelLoadError` when they are not."""
+        from acgs_workloads import signing
+
+        if self.uri is None:
+            raise ModelNotLoaded()
+        try:
+            signing.verify_model(self.uri, list(verification_keys))
+        except (signing.SignatureError, signing.SigningKeyError) as error:
+            raise ModelLoadError(f"refusing to serve: {error}") from error
 
     def health(self) -> dict[str, Any]:
         """Liveness and what is served."""

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from ray import serve
 from ray.serve import Application
 
-from acgs_workloads.contract import parse_platform_args
+from acgs_workloads.contract import WithdrawnRoute, parse_platform_args
 from acgs_workloads.serving.metrics import Snapshot
 from acgs_workloads.serving.metrics_store import store_handle
 from acgs_workloads.serving.platform_api import create_platform_api
@@ -23,11 +23,12 @@ CALL_TIMEOUT_S = 5.0
 class Platform:
     """Answers ``/health``, ``/models`` and ``/metrics`` from Serve's status, model handles and the store."""
 
-    def __init__(self) -> None:
+    def __init__(self, withdrawn: list[dict[str, Any]] | None = None) -> None:
         self._store = store_handle()
+        self._withdrawn = [WithdrawnRoute.model_validate(w) for w in withdrawn or []]
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_platform_api(self)
+        return create_platform_api(self, self._withdrawn)
 
     async def status(self) -> dict[str, Any]:
         status = await asyncio.to_thread(serve.status)
@@ -46,5 +47,5 @@ class Platform:
 
 
 def build_platform(args: dict[str, Any] | None = None) -> Application:
-    parse_platform_args(args)
-    return Platform.bind()  # type: ignore[attr-defined]
+    parsed = parse_platform_args(args)
+    return Platform.bind([w.wire() for w in parsed.withdrawn])  # type: ignore[attr-defined]

@@ -6,12 +6,13 @@ The Serve deployment (:mod:`acgs_workloads.serving.platform`) supplies a :class:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from acgs_workloads.contract import INGRESS_DEPLOYMENT
+from acgs_workloads.contract import INGRESS_DEPLOYMENT, WithdrawnRoute
 from acgs_workloads.serving.metrics import PROMETHEUS_CONTENT_TYPE, Snapshot, render_prometheus
 
 HEALTHY_APP_STATES = frozenset({"RUNNING"})
@@ -65,7 +66,13 @@ def model_apps(summary: dict[str, Any]) -> list[str]:
     return [name for name, app in summary["applications"].items() if INGRESS_DEPLOYMENT in app["deployments"]]
 
 
-def create_platform_api(source: PlatformSource) -> FastAPI:
+def withdrawn_route(path: str, withdrawn: Sequence[WithdrawnRoute]) -> WithdrawnRoute | None:
+    """The withdrawn route ``path`` falls under (longest prefix), if any."""
+    matches = [w for w in withdrawn if path == w.prefix or path.startswith(w.prefix.rstrip("/") + "/")]
+    return max(matches, key=lambda w: len(w.prefix), default=None)
+
+
+def create_platform_api(source: PlatformSource, withdrawn: Sequence[WithdrawnRoute] = ()) -> FastAPI:
     app = FastAPI(title="ACGS platform", version="v1alpha1",
                   description="Health, served models and metrics of the ACGS Serve applications.")
 
@@ -94,5 +101,16 @@ def create_platform_api(source: PlatformSource) -> FastAPI:
              response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(render_prometheus(await source.snapshots()), media_type=PROMETHEUS_CONTENT_TYPE)
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    async def not_served(path: str) -> JSONResponse:
+        """A route whose deployment is withdrawn (Blocked) says why, with 503; any other unknown route is 404."""
+        route = withdrawn_route("/" + path, withdrawn)
+        if route is None:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        headers = {"Retry-After": str(route.retry_after_seconds)} if route.retry_after_seconds else None
+        body = {"error": "not_served", "reason": route.reason, "detail": route.message,
+                "application": route.application}
+        return JSONResponse(body, status_code=503, headers=headers)
 
     return app

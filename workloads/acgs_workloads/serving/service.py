@@ -5,7 +5,8 @@
 (component, constitution), refuses a request naming another constitution (neither the served hash nor one
 of its aliases, the Constitution's ``spec.hashAliases``) before it is queued, hands the request to the
 batcher, turns each :class:`~acgs_workloads.serving.model.Prediction` into a JSON row (carrying the served
-hash and the ``matched_hash``) or a refusal, and counts decisions and overrides. Ray-free: the Serve deployment
+hash and the ``matched_hash``) or a refusal, and counts decisions and overrides (each override also written
+as one audit line, :mod:`.audit`; refusals are audited by the HTTP layer). Ray-free: the Serve deployment
 (:mod:`acgs_workloads.serving.app`) only adds ``@serve.batch`` on top (:attr:`ModelService.batcher`), so unit
 tests drive the same code through FastAPI's TestClient.
 """
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field, create_model
 
 from acgs_workloads.contract import ModelAppArgs
+from acgs_workloads.serving.audit import Auditor
 from acgs_workloads.serving.errors import (
     ConstitutionHashMismatch,
     InvalidRequest,
@@ -30,6 +32,7 @@ from acgs_workloads.serving.metrics import ReplicaMetrics
 from acgs_workloads.serving.model import ServedModel, pick_device
 
 Row = dict[str, Any]
+PREDICT_ROUTE = "/predict"  # the one route that predicts (for the audit line of an override)
 Batcher = Callable[[Any], Awaitable["Row | Exception"]]
 
 
@@ -82,6 +85,9 @@ class ModelService:
         self.model = model
         self.evaluator = evaluator if args.runtime_guard else None
         self.metrics = metrics or ReplicaMetrics()
+        self.auditor = Auditor(deployment=args.deployment, component=args.component,
+                               constitution_hash=args.constitution.hash, model_sha256=model.sha256,
+                               metrics=self.metrics)
         self.request_model = model.component.request_model
         self.response_model = served_response_model(model.component.response_model)
         self.batcher: Batcher | None = None
@@ -90,7 +96,9 @@ class ModelService:
     def from_args(cls, args: ModelAppArgs, *, gpus_assigned: bool = False, metrics: ReplicaMetrics | None = None
                   ) -> ModelService:
         """Load (and sha256-verify) the artifact, compile the constitution; raises on any mismatch."""
-        model = ServedModel(args.component, device=pick_device(gpus_assigned)).load(args.model_uri, args.model_sha256)
+        keys = args.verification.public_keys if args.verification is not None else ()
+        model = ServedModel(args.component, device=pick_device(gpus_assigned)).load(
+            args.model_uri, args.model_sha256, constitution_hash=args.constitution.hash, verification_keys=keys)
         evaluator = guard_evaluator(args) if args.runtime_guard else None
         return cls(args, model, evaluator, metrics)
 
@@ -138,13 +146,19 @@ class ModelService:
         """Responses (or a per-request refusal) for a batch: one forward pass, one guarded Rego evaluation."""
         out: list[Row | Exception] = []
         classes = self.model.classes
-        for prediction in self.model.predict_batch(requests, self.evaluator, self.args.constitution.hash_aliases):
+        predictions = self.model.predict_batch(requests, self.evaluator, self.args.constitution.hash_aliases)
+        for request, prediction in zip(requests, predictions, strict=True):
+            model_decision = prediction.guard.original_decision if prediction.guard is not None else None
             if prediction.critical:
                 self.metrics.override(prediction.critical)
-            if prediction.response is None:
-                out.append(NoCompliantDecision(prediction.critical))
+            if prediction.response is None:  # audited as a refusal where it is answered
+                out.append(NoCompliantDecision(prediction.critical, model_decision=model_decision))
                 continue
-            self.metrics.decision(classes[prediction.served_class])
+            served = classes[prediction.served_class]
+            self.metrics.decision(served)
+            if prediction.critical:
+                self.auditor.override(request, decision=served, model_decision=model_decision,
+                                      violated=prediction.critical, route=PREDICT_ROUTE)
             out.append(prediction.row())
         return out
 
@@ -191,6 +205,8 @@ class ModelService:
                 "sizeBytes": meta.weights.size_bytes,
                 "trainedConstitutionHash": self.model.trained_constitution_hash,
                 "datasetDigest": meta.dataset_digest,
+                "lineage": self.model.lineage.wire() if self.model.lineage else None,
+                "reevaluation": self.model.evaluation.wire() if self.model.evaluation else None,
                 "createdAt": meta.created_at,
                 "metrics": meta.metrics.wire() if meta.metrics else None,
                 "compliance": meta.compliance.wire() if meta.compliance else None,

@@ -71,6 +71,7 @@ def test_train_gate_serve_withdraw_delete(kubectl: Kubectl, acgs_operator, ray_h
         "model": {"trainingJobRef": {"name": "cai"}},
         "constitutionRef": {"name": "default"},
         "compliance": {"minScore": max(0.0, score - 0.01)},
+        "onConstitutionChange": "block",  # reevaluate (the default) is tested in test_integrity.py
     }
     kubectl.apply(manifest("ModelDeployment", "cai", spec), namespace=namespace, server_side=False)
     kubectl.run("wait", "-n", namespace, "--for=condition=Ready", "--timeout=240s", "modeldeployment/cai", timeout=260)

@@ -30,6 +30,7 @@ from acgs_workloads.contract import (
     ComplianceReport,
     ConstitutionSnapshot,
     GateResult,
+    Lineage,
     ModelArtifact,
     Principle,
     Progress,
@@ -341,6 +342,8 @@ def test_every_status_field_is_in_the_schema() -> None:
     assert full is not None
     full.ray_job = RayJobStatus(submission_id=SID, status="SUCCEEDED", dashboard_url="http://ray:8265", resubmissions=1)
     full.progress = DONE.progress
+    full.lineage = Lineage(dataset_digest="d" * 64, constitution_hash="c" * 16, model_sha256="b" * 64,
+                           metadata_sha256="e" * 64, signature_sha256="f" * 64, signed_by="0" * 16)
     unset = [name for name, value in full if value is None or value == []]
     assert not unset, unset
     validate_status("trainingjobs", full)

@@ -199,7 +199,7 @@ def test_status_patch_names_every_field_a_builder_sets_and_deletes_the_cleared_o
         "replicas",
     }
     assert patch["url"] is None and patch["routes"] == [] and patch["replicas"] == {"desired": 0, "ready": 0}
-    assert patch["model"] == {"uri": None, "sha256": None, "trainingJob": "ns/job"}
+    assert patch["model"] == {"uri": None, "sha256": None, "trainingJob": "ns/job", "lineage": None}
     assert patch["compliance"] == {
         "constitutionHash": "1" * 16,
         "score": 0.97,

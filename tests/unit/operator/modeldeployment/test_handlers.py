@@ -9,13 +9,22 @@ from typing import Any
 
 import kopf
 import pytest
+from kubernetes.client.exceptions import ApiException
 from prometheus_client import REGISTRY
 
 from acgs_operator.modeldeployment import build as mds
 from acgs_operator.modeldeployment import handlers as h
-from acgs_operator.rayclient import FakeRayClient
+from acgs_operator.rayclient import FakeRayClient, JobStatus
+from acgs_workloads.contract import (
+    ComplianceReport,
+    EvaluationEvent,
+    EvaluationRecord,
+    GateResult,
+    TrainingMetrics,
+    format_event,
+)
 from tests.unit.operator.conftest import MergePatchedResource, Recorder
-from tests.unit.operator.modeldeployment.common import HASH, MD_SPEC, tj_entry
+from tests.unit.operator.modeldeployment.common import HASH, MD_SPEC, SHA, tj_entry
 
 
 @pytest.fixture
@@ -112,7 +121,7 @@ def test_constitution_change_withdraws_the_route(
     ray: FakeRayClient,
     recorded_events: Recorder,
 ) -> None:
-    md = make_merge_patched_resource("ModelDeployment", MD_SPEC, name="md")
+    md = make_merge_patched_resource("ModelDeployment", {**MD_SPEC, "onConstitutionChange": "block"}, name="md")
     reconcile(md, md_memo, world)
     ray.set_app_status("ns-md", "RUNNING")
     reconcile(md, md_memo, world)
@@ -265,6 +274,89 @@ def test_ray_lost_while_the_config_is_put(
     assert md.condition("Ready")["reason"] == "RayUnavailable" and "phase" not in md.status
 
 
+def test_constitution_change_reevaluates_the_model_and_serves_it_again_without_training(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    md = make_merge_patched_resource("ModelDeployment", MD_SPEC, name="md")  # onConstitutionChange: reevaluate
+    reconcile(md, md_memo, world)
+    ray.set_app_status("ns-md", "RUNNING")
+    reconcile(md, md_memo, world)
+    entry = world["constitutions_by_name"][("ns", "default")][0]
+    world["constitutions_by_name"].add(("ns", "default"), {**entry, "status": {**entry["status"], "hash": "1" * 16}})
+    tick(md, md_memo, world)
+    sid = md.status["reevaluation"]["submissionId"]
+    assert sid in ray.jobs and "-m acgs_workloads.reevaluate --model-uri file:///a/model.pt" in ray.entrypoints[sid]
+    assert md.status["phase"] == "Blocked" and md.status["reevaluation"]["phase"] == "Running"
+    assert md.condition("CompliancePassed")["reason"] == "Reevaluating"
+    assert "ns-md" not in ray.applications, "never served under a hash it was not evaluated for"
+    [route] = ray.applications[mds.PLATFORM_APP].config["args"]["withdrawn"]
+    assert (route["prefix"], route["reason"], route["retryAfterSeconds"]) == ("/constitutional-ai", "Reevaluating", 1)
+    jobs = len(ray.jobs)
+    tick(md, md_memo, world)
+    assert len(ray.jobs) == jobs, "one evaluation job per (deployment, constitution, model)"
+    record = EvaluationRecord(
+        constitution_hash="1" * 16, model_sha256=SHA, metrics=TrainingMetrics(accuracy=0.9),
+        compliance=ComplianceReport(constitution_hash="1" * 16, score=0.95, threshold=0.9, passed=True,
+                                    evaluated_examples=200),
+        gates=GateResult(passed=True), seconds=3.5,
+    )
+    event = EvaluationEvent(record_uri="file:///a/evaluations/1111111111111111.json", record=record)
+    ray.set_job(sid, JobStatus.SUCCEEDED, logs="[acgs] evaluating\n" + format_event(event) + "\n")
+    tick(md, md_memo, world)
+    assert md.status["phase"] == "Deploying" and md.status["compliance"]["constitutionHash"] == "1" * 16
+    assert md.status["compliance"]["score"] == 0.95 and md.status["reevaluation"]["phase"] == "Complete"
+    args = ray.applications["ns-md"].config["args"]
+    assert args["constitution"]["hash"] == "1" * 16
+    assert ray.applications[mds.PLATFORM_APP].config["args"] == {}, "served again: no longer withdrawn"
+    assert "Reevaluated" in recorded_events.reasons and "Reevaluating" in recorded_events.reasons
+
+
+def test_constitution_change_with_retrain_starts_a_new_generation_then_serves_its_model(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    patches: list[tuple[str, str, dict[str, Any]]] = []
+
+    def patch_namespaced_custom_object(group: str, version: str, namespace: str, plural: str, name: str,
+                                       body: dict[str, Any]) -> dict[str, Any]:
+        patches.append((plural, f"{namespace}/{name}", body))
+        return body
+
+    md_memo.custom = SimpleNamespace(patch_namespaced_custom_object=patch_namespaced_custom_object)
+    md = make_merge_patched_resource("ModelDeployment", {**MD_SPEC, "onConstitutionChange": "retrain"}, name="md")
+    reconcile(md, md_memo, world)
+    ray.set_app_status("ns-md", "RUNNING")
+    reconcile(md, md_memo, world)
+    entry = world["constitutions_by_name"][("ns", "default")][0]
+    world["constitutions_by_name"].add(("ns", "default"), {**entry, "status": {**entry["status"], "hash": "1" * 16}})
+    tick(md, md_memo, world)
+    assert patches == [("trainingjobs", "ns/job", {"spec": {"retrainedFor": "1" * 16}})]
+    assert md.status["phase"] == "Blocked" and md.condition("CompliancePassed")["reason"] == "Retraining"
+    [route] = ray.applications[mds.PLATFORM_APP].config["args"]["withdrawn"]
+    assert route["reason"] == "Retraining" and route["retryAfterSeconds"] == 1
+    assert not ray.jobs, "retrain runs no evaluation job"
+    # the TrainingJob's new generation runs, then completes under the new Constitution
+    running = tj_entry(generation=2)
+    running["spec"]["retrainedFor"] = "1" * 16
+    world["trainingjobs_by_name"].add(("ns", "job"), running)
+    tick(md, md_memo, world)
+    assert len(patches) == 1, "one new generation"
+    assert md.condition("CompliancePassed")["reason"] == "TrainingNotComplete"
+    done = tj_entry(hash_="1" * 16, generation=2)
+    done["status"]["observedGeneration"] = 2
+    world["trainingjobs_by_name"].add(("ns", "job"), done)
+    tick(md, md_memo, world)
+    assert md.status["phase"] == "Deploying" and md.status["compliance"]["constitutionHash"] == "1" * 16
+    assert "Retraining" in recorded_events.reasons
+
+
 def test_secret_unavailable_is_a_temporary_error_then_the_key_is_used(
     make_merge_patched_resource: type[MergePatchedResource],
     md_memo: kopf.Memo,
@@ -279,7 +371,12 @@ def test_secret_unavailable_is_a_temporary_error_then_the_key_is_used(
             raise RuntimeError("Not Found")
         return SimpleNamespace(data=secrets[name])
 
-    md_memo.core_v1 = SimpleNamespace(read_namespaced_secret=read_namespaced_secret)
+    def read_namespaced_config_map(name: str, namespace: str) -> Any:
+        raise ApiException(status=404, reason="Not Found")  # no verification keys in the namespace
+
+    md_memo.core_v1 = SimpleNamespace(
+        read_namespaced_secret=read_namespaced_secret, read_namespaced_config_map=read_namespaced_config_map
+    )
     auth = {"auth": {"apiKeySecretRef": {"name": "key", "key": "token"}}}
     md = make_merge_patched_resource("ModelDeployment", {**MD_SPEC, **auth}, name="md")
     with pytest.raises(kopf.TemporaryError, match="Secret ns/key cannot be read"):

@@ -86,3 +86,24 @@ def test_metrics_exposition() -> None:
     families = {f.name: f for f in text_string_to_metric_families(r.text)}
     assert families["acgs_serve_requests"].samples[0].value == 2
     assert families["acgs_serve_guard_overrides"].samples[0].labels == {"app": "ns-cai", "principle": "fairness"}
+
+
+def test_a_withdrawn_route_says_why_with_503_and_other_unknown_routes_are_404() -> None:
+    from acgs_workloads.contract import WithdrawnRoute
+
+    withdrawn = [
+        WithdrawnRoute(application="ns-cai", prefix="/constitutional-ai", reason="Reevaluating",
+                       message="re-evaluating the model under constitution 1111111111111111", retry_after_seconds=2),
+        WithdrawnRoute(application="ns-pg", prefix="/policy-governance", reason="SignatureInvalid",
+                       message="model has no signature"),
+    ]
+    client = TestClient(create_platform_api(FakeSource({}), withdrawn))
+    answer = client.post("/constitutional-ai/predict", json={"user_request": "x"})
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "2"
+    assert answer.json()["reason"] == "Reevaluating" and "1111111111111111" in answer.json()["detail"]
+    blocked = client.get("/policy-governance/health")
+    assert blocked.status_code == 503 and "retry-after" not in blocked.headers
+    assert blocked.json()["reason"] == "SignatureInvalid"
+    assert client.post("/constitutional-ai-other/predict").status_code == 404, "a prefix matches whole segments"
+    assert client.get("/nothing").status_code == 404
+    assert client.get("/health").status_code == 200, "the platform's own routes come first"
