@@ -95,6 +95,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         requests=args.requests,
         train_timeout=args.train_timeout,
         deploy_timeout=args.deploy_timeout,
+        reevaluate=not args.no_reevaluate,
     )
     if args.samples:
         opts.samples_dir = Path(args.samples)
@@ -272,6 +273,8 @@ def parser() -> argparse.ArgumentParser:
     pipe.add_argument("--requests", type=int, default=100, help="requests per route for the latency sample")
     pipe.add_argument("--train-timeout", type=float, default=900.0, help="seconds per TrainingJob once it runs")
     pipe.add_argument("--deploy-timeout", type=float, default=300.0, help="seconds per ModelDeployment")
+    pipe.add_argument("--no-reevaluate", action="store_true",
+                      help="skip the last step: edit the Constitution, every deployment re-evaluated, none retrained")
     pipe.add_argument("--samples", help="directory of trainingjob-*.yaml and modeldeployment-*.yaml")
     pipe.add_argument("--constitution", help="the Constitution manifest (default manifests/constitution.yaml)")
     pipe.set_defaults(func=cmd_pipeline)

@@ -88,9 +88,35 @@ def deployment_row(md: Mapping[str, Any] | None, component: str, name: str) -> d
     }
 
 
+def reevaluation_row(after: Mapping[str, Any] | None, before: Mapping[str, Any] | None,
+                     jobs: Mapping[str, Mapping[str, Any] | None], component: str, name: str,
+                     stage: Any = None) -> dict[str, Any]:
+    """One deployment after the pipeline's Constitution edit: re-evaluated (how long, which score) versus the
+    training that produced its model."""
+    now, then = status_of(after, ModelDeploymentStatus), status_of(before, ModelDeploymentStatus)
+    run = now.reevaluation
+    job_name = (now.model.training_job or "").split("/")[-1] if now.model else ""
+    job = status_of(jobs.get(job_name), TrainingJobStatus)
+    train = _seconds_between(job.start_time, job.completion_time)
+    seconds = run.seconds if run is not None else None
+    return {
+        "modelDeployment": name,
+        "component": component,
+        "phase": now.phase,
+        "constitutionHash": now.compliance.constitution_hash if now.compliance else None,
+        "scoreBefore": then.compliance.score if then.compliance else None,
+        "scoreAfter": now.compliance.score if now.compliance else None,
+        "reevaluationSeconds": seconds,
+        "trainSeconds": train,
+        "ratio": round(seconds / train, 4) if seconds is not None and train else None,
+        "changeToReadySeconds": round(stage.seconds, 2) if stage is not None and stage.seconds is not None else None,
+        "rayJob": run.submission_id if run is not None else None,
+    }
+
+
 def build(*, meta: Mapping[str, Any], stages: Sequence[Mapping[str, Any]], components: Sequence[Mapping[str, Any]],
           deployments: Sequence[Mapping[str, Any]], routes: Sequence[Mapping[str, Any]],
-          principles: Sequence[str]) -> dict[str, Any]:
+          principles: Sequence[str], reevaluations: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Everything the summary table shows plus the raw data; ``ok`` is false when any stage failed."""
     failed = [s for s in stages if s["state"] == "failed"]
     unfinished = [s for s in stages if s["state"] in ("pending", "running")]
@@ -102,6 +128,7 @@ def build(*, meta: Mapping[str, Any], stages: Sequence[Mapping[str, Any]], compo
         "components": list(components),
         "deployments": list(deployments),
         "routes": list(routes),
+        "reevaluations": list(reevaluations),
         "principles": list(principles),
         "plots": list(PLOTS),
     }
@@ -172,6 +199,17 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     out += _table(["route", "check", "expected", "status codes", "p50 ms", "p99 ms", "ok"],
                   [[r["route"], r["check"], str(r["expect"]), codes(r), num(r["p50Ms"], 2), num(r["p99Ms"], 2),
                     "yes" if r["ok"] else "NO"] for r in report["routes"]])
+    if report.get("reevaluations"):
+        meta = report["meta"]
+        out += ["", "## Constitution edited: re-evaluated, not retrained", "",
+                f"Hash {meta.get('constitutionHash')} -> {meta.get('amendedConstitutionHash')}: each deployment's "
+                "model was judged again by an evaluation-only Ray job on its held-out requests under the new rules.",
+                ""]
+        out += _table(["deployment", "component", "phase", "compliance before", "after", "re-evaluation s",
+                       "training s", "ratio", "edit -> Ready s"],
+                      [[r["modelDeployment"], r["component"], str(r["phase"]), num(r["scoreBefore"]),
+                        num(r["scoreAfter"]), num(r["reevaluationSeconds"], 1), num(r["trainSeconds"], 1),
+                        num(r["ratio"], 3), num(r["changeToReadySeconds"], 1)] for r in report["reevaluations"]])
     out += ["", "## Plots", ""]
     written = report.get("plotsWritten", report["plots"])
     out += [f"![{title}]({name})" for name, title in PLOTS.items() if name in written]

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from acgs_operator.api.v1alpha1 import ConstitutionStatus, ModelDeploymentStatus
 from acgs_operator.pipeline import curves, plots, profiles, report, routes, samples, summary
+from acgs_operator.pipeline import stages as stages_mod
 from acgs_operator.pipeline.board import Board
 from acgs_operator.pipeline.kube import Kube
 from acgs_operator.pipeline.stages import (
@@ -32,7 +33,8 @@ from acgs_operator.pipeline.stages import (
 )
 from acgs_operator.pipeline.watch import wait_all
 
-STACK, CONSTITUTION, ROUTES = "stack", "constitution", "routes"
+STACK, CONSTITUTION, ROUTES, REEVALUATE = "stack", "constitution", "routes", "reevaluate"
+AMENDMENT = " (amended by acgs pipeline: re-evaluation check)"
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Options:
     requests: int = 100
     train_timeout: float = 900.0
     deploy_timeout: float = 300.0
+    reevaluate: bool = True  # edit the Constitution at the end: every deployment re-evaluated, none retrained
 
 
 def default_report_dir(now: dt.datetime) -> Path:
@@ -63,7 +66,11 @@ def deploy_key(name: str) -> str:
     return f"deploy/{name}"
 
 
-def plan_stages(plan: samples.Samples, stack_title: str) -> Stages:
+def reevaluate_key(name: str) -> str:
+    return f"reevaluate/{name}"
+
+
+def plan_stages(plan: samples.Samples, stack_title: str, reevaluate: bool = False) -> Stages:
     """One stage per step, in display order (pure)."""
     stages = Stages()
     stages.add(STACK, stack_title)
@@ -74,6 +81,11 @@ def plan_stages(plan: samples.Samples, stack_title: str) -> Stages:
         stages.add(deploy_key(md["metadata"]["name"]), f"deploy {samples.route_prefix(md, plan.training_jobs)}")
     if plan.deployments:
         stages.add(ROUTES, "route checks")
+    if plan.deployments and reevaluate:
+        stages.add(REEVALUATE, "constitution edited")
+        for md in plan.deployments:
+            stages.add(reevaluate_key(md["metadata"]["name"]),
+                       f"re-evaluate {samples.route_prefix(md, plan.training_jobs)}")
     return stages
 
 
@@ -133,6 +145,8 @@ class Pipeline:
         self.curves: dict[str, tuple[list[dict[str, Any]], str]] = {}
         self.probes: list[dict[str, Any]] = []
         self.constitution_hash = ""
+        self.amended_hash = ""
+        self.reevaluated: dict[str, dict[str, Any] | None] = {}
 
     # ------------------------------------------------------------------ steps
 
@@ -166,6 +180,39 @@ class Pipeline:
                         started=lambda k: board.stages[k].started, per_stage_timeout=self.opts.deploy_timeout,
                         overall_timeout=self.opts.deploy_timeout * 2, stop=self.stop)
         self.deployments = {name: last.get(key) for key, name in keys.items()}
+
+    def _reevaluate(self, kube: Kube, board: Board) -> None:
+        """Edit the Constitution (one principle's description): every deployment is re-evaluated under the new
+        hash by an evaluation-only job and served again, and no TrainingJob gets a new generation."""
+        ns, constitution = self.opts.namespace, self.plan.constitution
+        name = constitution["metadata"]["name"]
+        amended = json.loads(json.dumps(constitution))
+        amended["spec"]["principles"][0]["description"] = (
+            amended["spec"]["principles"][0].get("description", "") + AMENDMENT)
+        board.update(REEVALUATE, View(State.RUNNING, "applying the edit"))
+        kube.apply(amended, ns)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not self.stop.is_set():
+            status = status_of(kube.get("Constitution", name, ns), ConstitutionStatus)
+            if status.hash and status.hash != self.constitution_hash:
+                self.amended_hash = status.hash
+                break
+            time.sleep(0.5)
+        if not self.amended_hash:
+            board.update(REEVALUATE, View(State.FAILED, "the Constitution's hash did not change"))
+            return
+        board.update(REEVALUATE, View(State.DONE, f"hash {self.constitution_hash} -> {self.amended_hash}", 100.0))
+        keys = {reevaluate_key(m["metadata"]["name"]): m["metadata"]["name"] for m in self.plan.deployments}
+        last = wait_all(kube, board, kind="ModelDeployment", namespace=ns, stages=keys,
+                        view=stages_mod.reevaluation_view(self.amended_hash),
+                        started=lambda k: board.stages[k].started, per_stage_timeout=self.opts.deploy_timeout,
+                        overall_timeout=self.opts.deploy_timeout * 2, stop=self.stop)
+        self.reevaluated = {name: last.get(key) for key, name in keys.items()}
+        generations = {j["metadata"]["name"]: (kube.get("TrainingJob", j["metadata"]["name"], ns) or {})
+                       .get("metadata", {}).get("generation") for j in self.plan.training_jobs}
+        retrained = [n for n, g in generations.items() if g != 1]
+        if retrained:
+            board.update(REEVALUATE, View(State.FAILED, "retrained: " + ", ".join(retrained)))
 
     def _served(self) -> list[routes.Served]:
         served = []
@@ -225,6 +272,8 @@ class Pipeline:
             if self.plan.deployments:
                 self._deploy(kube, board)
                 self._routes(board)
+                if self.opts.reevaluate and board.stages[ROUTES].state is State.DONE:
+                    self._reevaluate(kube, board)
         finally:
             kube.close()
 
@@ -234,7 +283,7 @@ class Pipeline:
         out_dir = self.opts.report_dir or default_report_dir(started_at)
         stack = _Stack(self.opts, lambda m: None)
         stack_title = "control plane + Ray + operator" if not self.opts.attach else "cluster"
-        stages = plan_stages(self.plan, stack_title)
+        stages = plan_stages(self.plan, stack_title, self.opts.reevaluate)
         interrupted = False
         # SIGINT set too: started in the background by a script, a process inherits it ignored
         previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -312,8 +361,16 @@ class Pipeline:
             "command": " ".join(["acgs", *sys.argv[1:]]),
         }
         principles = [p["id"] for p in self.plan.constitution["spec"]["principles"]]
+        names = [m["metadata"]["name"] for m in self.plan.deployments] if self.reevaluated else []
+        reevaluations = [
+            report.reevaluation_row(self.reevaluated.get(name), self.deployments.get(name), self.jobs,
+                                    samples.deployment_component(m, jobs), name,
+                                    stages.items.get(reevaluate_key(name)))
+            for name, m in zip(names, self.plan.deployments, strict=False)
+        ]
+        meta["amendedConstitutionHash"] = self.amended_hash or None
         return report.build(meta=meta, stages=stages.rows(), components=components, deployments=deployments,
-                            routes=self.probes, principles=principles)
+                            routes=self.probes, principles=principles, reevaluations=reevaluations)
 
     def _write(self, data: dict[str, Any], out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -175,3 +175,27 @@ def constitution_view(obj: dict[str, Any] | None) -> View:
 
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, int | float) else "n/a"
+
+
+TRANSIENT_REASONS = frozenset({"Reevaluating", "Retraining", "TrainingNotComplete", "ConstitutionChanged"})
+
+
+def reevaluation_view(constitution_hash: str) -> Callable[[dict[str, Any] | None], View]:
+    """A ModelDeployment after a Constitution edit: done when Ready again under ``constitution_hash``."""
+
+    def view(obj: dict[str, Any] | None) -> View:
+        if obj is None:
+            return View(State.FAILED, "deleted")
+        status = status_of(obj, ModelDeploymentStatus)
+        compliance, run = status.compliance, status.reevaluation
+        served = compliance.constitution_hash if compliance else None
+        reason = (compliance.reason if compliance else None) or status.phase or "Pending"
+        if status.phase == "Ready" and served == constitution_hash:
+            took = f" in {run.seconds:.1f} s" if run is not None and run.seconds is not None else ""
+            score = f"{compliance.score:.4f}" if compliance and compliance.score is not None else "?"
+            return View(State.DONE, f"Ready under {constitution_hash}: compliance {score}, re-evaluated{took}", 100.0)
+        if status.phase in ("Blocked", "Failed") and reason not in TRANSIENT_REASONS:
+            return View(State.FAILED, f"{status.phase} ({reason})")
+        return View(State.RUNNING, reason)
+
+    return view

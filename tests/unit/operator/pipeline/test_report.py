@@ -57,13 +57,15 @@ def test_component_row_takes_every_figure_from_the_status() -> None:
 
 def test_deployment_row_takes_every_figure_from_the_status() -> None:
     md = {"status": {"phase": "Ready", "url": "http://h/x", "routes": ["/x/predict"], "observedGeneration": 1,
-                     "model": {"uri": "file:///m", "sha256": SHA, "trainingJob": "ns/cai"},
+                     "model": {"uri": "file:///m", "sha256": SHA, "trainingJob": "ns/cai",
+                               "lineage": {"modelSha256": SHA, "signedBy": "0123456789abcdef"}},
                      "compliance": {"constitutionHash": "cd5ebfe6b284d24b", "score": 0.99, "gate": 0.9,
                                     "reason": "CompliancePassed"},
                      "replicas": {"desired": 2, "ready": 1}}}
     row = report.deployment_row(md, "constitutional-ai", "cai")
     assert row == {"modelDeployment": "cai", "component": "constitutional-ai", "phase": "Ready", "url": "http://h/x",
-                   "routes": ["/x/predict"], "sha256": SHA, "complianceScore": 0.99, "minScore": 0.9,
+                   "routes": ["/x/predict"], "sha256": SHA, "signedBy": "0123456789abcdef",
+                   "complianceScore": 0.99, "minScore": 0.9,
                    "reason": "CompliancePassed", "replicasReady": 1, "replicasDesired": 2}
     empty = report.deployment_row(None, "constitutional-ai", "cai")
     assert empty["phase"] is None and empty["routes"] == [] and empty["sha256"] is None
@@ -97,3 +99,33 @@ def test_plots_are_written_as_png(tmp_path: Path) -> None:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     empty = report.build(meta={}, stages=[], components=[], deployments=[], routes=[], principles=[])
     assert plots.write_all(empty, tmp_path / "none") == []
+
+
+def test_reevaluation_row_compares_the_evaluation_only_run_with_training() -> None:
+    from types import SimpleNamespace
+
+    before = {"status": {"phase": "Ready", "compliance": {"constitutionHash": "a" * 16, "score": 0.98}}}
+    after = {"status": {"phase": "Ready", "model": {"trainingJob": "ns/cai", "sha256": SHA},
+                        "compliance": {"constitutionHash": "b" * 16, "score": 0.97},
+                        "reevaluation": {"constitutionHash": "b" * 16, "phase": "Complete", "seconds": 6.0,
+                                         "submissionId": "acgs-eval-1"}}}
+    jobs = {"cai": {"status": {"startTime": "2026-12-01T00:00:00Z", "completionTime": "2026-12-01T00:01:00Z"}}}
+    row = report.reevaluation_row(after, before, jobs, "constitutional-ai", "cai", SimpleNamespace(seconds=12.345))
+    assert row["scoreBefore"] == 0.98 and row["scoreAfter"] == 0.97 and row["constitutionHash"] == "b" * 16
+    assert (row["reevaluationSeconds"], row["trainSeconds"], row["ratio"]) == (6.0, 60.0, 0.1)
+    assert row["changeToReadySeconds"] == 12.35 and row["rayJob"] == "acgs-eval-1"
+
+
+def test_reevaluation_view_waits_for_ready_under_the_new_hash() -> None:
+    from acgs_operator.pipeline.stages import State, reevaluation_view
+
+    view = reevaluation_view("b" * 16)
+
+    def md(phase: str, hash_: str, reason: str) -> dict[str, Any]:
+        return {"status": {"phase": phase, "compliance": {"constitutionHash": hash_, "score": 0.9, "reason": reason}}}
+
+    assert view(md("Ready", "a" * 16, "CompliancePassed")).state is State.RUNNING, "still the old hash"
+    assert view(md("Blocked", "a" * 16, "Reevaluating")).state is State.RUNNING
+    assert view(md("Ready", "b" * 16, "CompliancePassed")).state is State.DONE
+    assert view(md("Blocked", "b" * 16, "ComplianceBelowThreshold")).state is State.FAILED
+    assert view(None).state is State.FAILED
