@@ -315,6 +315,35 @@ def test_constitution_change_reevaluates_the_model_and_serves_it_again_without_t
     assert "Reevaluated" in recorded_events.reasons and "Reevaluating" in recorded_events.reasons
 
 
+def test_a_reevaluation_below_min_score_blocks_with_the_new_score(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    md = make_merge_patched_resource("ModelDeployment", MD_SPEC, name="md")
+    reconcile(md, md_memo, world)
+    entry = world["constitutions_by_name"][("ns", "default")][0]
+    world["constitutions_by_name"].add(("ns", "default"), {**entry, "status": {**entry["status"], "hash": "2" * 16}})
+    tick(md, md_memo, world)
+    sid = md.status["reevaluation"]["submissionId"]
+    record = EvaluationRecord(
+        constitution_hash="2" * 16, model_sha256=SHA, metrics=TrainingMetrics(accuracy=0.9),
+        compliance=ComplianceReport(constitution_hash="2" * 16, score=0.61, threshold=0.9, passed=False,
+                                    evaluated_examples=200),
+        gates=GateResult(passed=False, failures=["compliance 0.61 < minimum 0.9"]), seconds=2.0,
+    )
+    event = EvaluationEvent(record_uri="file:///a/evaluations/2222222222222222.json", record=record)
+    ray.set_job(sid, JobStatus.SUCCEEDED, logs=format_event(event) + "\n")
+    tick(md, md_memo, world)
+    assert md.status["phase"] == "Blocked" and md.condition("CompliancePassed")["reason"] == "ComplianceBelowThreshold"
+    assert md.status["compliance"] == {"constitutionHash": "2" * 16, "score": 0.61, "gate": 0.9,
+                                       "reason": "ComplianceBelowThreshold"}
+    assert "ns-md" not in ray.applications
+    assert recorded_events.reasons[-1] == "ComplianceBelowThreshold"
+
+
 def test_constitution_change_with_retrain_starts_a_new_generation_then_serves_its_model(
     make_merge_patched_resource: type[MergePatchedResource],
     md_memo: kopf.Memo,
