@@ -30,7 +30,7 @@ def test_the_replica_verifies_before_loading_and_in_every_health_check(
 ) -> None:
     private, public = signing.generate_key_pair()
     artifact = artifact_writer("signed", 0, constitution.hash)
-    with pytest.raises(ModelLoadError, match="refusing to serve: .* has no signature"):
+    with pytest.raises(ModelLoadError, match=r"refusing to serve: .* has no signature"):
         ServedModel("constitutional-ai").load(artifact.uri, verification_keys=[public.decode()])
     signed = signing.sign_model(artifact.uri, private)
     model = ServedModel("constitutional-ai").load(artifact.uri, verification_keys=[public.decode()])
@@ -44,7 +44,7 @@ def test_the_replica_verifies_before_loading_and_in_every_health_check(
     original = metadata.read_bytes()
     metadata.write_bytes(original.replace(b'"component"', b'"component" ', 1))
     try:
-        with pytest.raises(ModelLoadError, match="files changed since signing: metadata.json"):
+        with pytest.raises(ModelLoadError, match=r"files changed since signing: metadata\.json"):
             model.verify([public.decode()])  # the health check of a replica that already loaded it
     finally:
         metadata.write_bytes(original)
