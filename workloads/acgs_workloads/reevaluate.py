@@ -14,17 +14,13 @@ fails (no artifact, a digest mismatch, an artifact without its run's config).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import torch  # before the Rego engine: loading regopy first makes `import torch` abort
 from pydantic import ValidationError
 
-from acgs_workloads.constitution import compile_errors, constitution_hash
 from acgs_workloads.contract import (
     ArtifactMetadata,
     ConstitutionSnapshot,
@@ -35,7 +31,7 @@ from acgs_workloads.contract import (
     format_event,
 )
 from acgs_workloads.storage import StorageError, evaluation_uri
-from acgs_workloads.train import EXIT_BAD_CONFIG, EXIT_FAILED, ConfigError, human
+from acgs_workloads.train import EXIT_BAD_CONFIG, EXIT_FAILED, ConfigError, check_constitution, human, read_document
 
 __all__ = ["EXIT_BAD_CONFIG", "EXIT_FAILED", "ReevaluationError", "check_constitution", "main", "parse_constitution",
            "reevaluate", "rerun_config"]
@@ -47,39 +43,13 @@ class ReevaluationError(ValueError):
 
 def parse_constitution(source: str) -> ConstitutionSnapshot:
     """A ConstitutionSnapshot from a JSON string or a JSON/YAML file path, checked (compiles, hash matches)."""
-    text = source
-    if not source.lstrip().startswith("{"):
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"--constitution: {source!r} is neither a JSON object nor a readable file")
-        text = path.read_text(encoding="utf-8")
-    try:
-        if text.lstrip().startswith("{"):
-            data: Any = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except (json.JSONDecodeError, ValueError) as error:
-        raise ConfigError(f"--constitution is not valid JSON/YAML: {error}") from error
+    data = read_document(source, "--constitution")
     try:
         snapshot = ConstitutionSnapshot.model_validate(data)
     except ValidationError as error:
         raise ConfigError(f"invalid constitution snapshot: {describe_validation_error(error)}") from error
     check_constitution(snapshot)
     return snapshot
-
-
-def check_constitution(constitution: ConstitutionSnapshot) -> None:
-    """The checks of ``train.parse_config``: every principle compiles and ``hash`` is the principles' hash."""
-    if not constitution.principles:
-        raise ConfigError("constitution has no principles")
-    errors = compile_errors(constitution.principles)
-    if errors:
-        raise ConfigError("constitution does not compile: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
-    actual = constitution_hash(constitution.principles)
-    if actual != constitution.hash:
-        raise ConfigError(f"constitution.hash {constitution.hash} does not match its principles ({actual})")
 
 
 def rerun_config(metadata: ArtifactMetadata, constitution: ConstitutionSnapshot,

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from acgs_workloads.constitution import compile_errors, constitution_hash
 from acgs_workloads.contract import (
+    ConstitutionSnapshot,
     Progress,
     ResultEvent,
     TrainRunConfig,
@@ -33,34 +34,45 @@ class ConfigError(ValueError):
     """The run's configuration is unusable; the message names what is wrong."""
 
 
-def parse_config(source: str) -> TrainRunConfig:
-    """A TrainRunConfig from a JSON/YAML file path or a JSON string, with its constitution checked."""
+def read_document(source: str, flag: str) -> Any:
+    """A JSON string, or the JSON/YAML file at path ``source`` (``flag`` names the option in errors)."""
     text = source
     if not source.lstrip().startswith("{"):
         path = Path(source)
         if not path.is_file():
-            raise ConfigError(f"--config: {source!r} is neither a JSON object nor a readable file")
+            raise ConfigError(f"{flag}: {source!r} is neither a JSON object nor a readable file")
         text = path.read_text(encoding="utf-8")
     try:
         if text.lstrip().startswith("{"):
-            data: Any = json.loads(text)
-        else:
-            import yaml
+            return json.loads(text)
+        import yaml
 
-            data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except (json.JSONDecodeError, ValueError) as error:
-        raise ConfigError(f"--config is not valid JSON/YAML: {error}") from error
+        raise ConfigError(f"{flag} is not valid JSON/YAML: {error}") from error
+
+
+def check_constitution(constitution: ConstitutionSnapshot) -> None:
+    """Every principle compiles in the real engine and ``hash`` is the hash of the principles."""
+    if not constitution.principles:
+        raise ConfigError("constitution has no principles")
+    errors = compile_errors(constitution.principles)
+    if errors:
+        raise ConfigError("constitution does not compile: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+    actual = constitution_hash(constitution.principles)
+    if actual != constitution.hash:
+        raise ConfigError(f"constitution.hash {constitution.hash} does not match its principles ({actual})")
+
+
+def parse_config(source: str) -> TrainRunConfig:
+    """A TrainRunConfig from a JSON/YAML file path or a JSON string, with its constitution checked."""
+    data = read_document(source, "--config")
     try:
         cfg = TrainRunConfig.model_validate(data)
     except ValidationError as error:
         lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
         raise ConfigError("invalid training config:\n" + "\n".join(lines)) from error
-    errors = compile_errors(cfg.constitution.principles)
-    if errors:
-        raise ConfigError("constitution does not compile: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
-    actual = constitution_hash(cfg.constitution.principles)
-    if actual != cfg.constitution.hash:
-        raise ConfigError(f"constitution.hash {cfg.constitution.hash} does not match its principles ({actual})")
+    check_constitution(cfg.constitution)
     if cfg.component in ("transformer-efficiency", "wina-optimization"):
         from acgs_workloads.components.tokens import MIN_LENGTH
 
