@@ -44,6 +44,7 @@ def guard_evaluator(args: ModelAppArgs) -> Evaluator:
 
 
 MATCHED_HASH = "matched_hash"
+MODEL_SHA256 = "model_sha256"
 """The response field naming the hash the request was accepted under: the served hash or one of its aliases.
 ``constitutional_hash`` of every response is the served (current) hash."""
 
@@ -59,6 +60,11 @@ def served_response_model(response_model: type[BaseModel]) -> type[BaseModel]:
             str | None,
             Field(default=None, description="The hash the request named: the served constitutional_hash or one of "
                   "its aliases (spec.hashAliases of the Constitution)."),
+        ),
+        model_sha256=(
+            str | None,
+            Field(default=None, description="sha256 of the weights that answered (the ModelDeployment's "
+                  "status.model.sha256)."),
         ),
     )
 
@@ -145,8 +151,9 @@ class ModelService:
     def predict_batch(self, requests: Sequence[Any]) -> list[Row | Exception]:
         """Responses (or a per-request refusal) for a batch: one forward pass, one guarded Rego evaluation."""
         out: list[Row | Exception] = []
-        classes = self.model.classes
-        predictions = self.model.predict_batch(requests, self.evaluator, self.args.constitution.hash_aliases)
+        model = self.model  # one model answers the whole batch, and the responses name its digest
+        classes = model.classes
+        predictions = model.predict_batch(requests, self.evaluator, self.args.constitution.hash_aliases)
         for request, prediction in zip(requests, predictions, strict=True):
             model_decision = prediction.guard.original_decision if prediction.guard is not None else None
             if prediction.critical:
@@ -159,7 +166,7 @@ class ModelService:
             if prediction.critical:
                 self.auditor.override(request, decision=served, model_decision=model_decision,
                                       violated=prediction.critical, route=PREDICT_ROUTE)
-            out.append(prediction.row())
+            out.append({**prediction.row(), MODEL_SHA256: model.sha256})
         return out
 
     # ------------------------------------------------------------------ introspection

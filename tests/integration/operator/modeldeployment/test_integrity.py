@@ -153,3 +153,41 @@ def test_signed_lineage_reevaluation(kubectl: Kubectl, acgs_operator, namespace:
     finally:
         (directory / "metadata.json").write_bytes(original)
     kubectl.run("delete", "modeldeployment,trainingjob", "--all", "-n", namespace, "--timeout=90s")
+
+
+def test_retrain_on_constitution_change(kubectl: Kubectl, acgs_operator, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    """onConstitutionChange retrain: a new TrainingJob generation under the new rules, then served again."""
+    kubectl.run("apply", "-n", namespace, "-f", str(ROOT / "manifests" / "constitution.yaml"))
+    kubectl.run("wait", "-n", namespace, "--for=condition=Valid", "--timeout=60s", "constitution/default")
+    training = {k: v for k, v in TRAINING.items() if k != "signing"}  # the operator's (development) key signs
+    training["dataset"] = {"generator": {"examples": 1200, "seed": 3}}
+    kubectl.apply(manifest("TrainingJob", "cai", training), namespace=namespace, server_side=False)
+    kubectl.run("wait", "-n", namespace, "--for=condition=Complete", "--timeout=420s", "trainingjob/cai", timeout=450)
+    first = get(kubectl, "trainingjob", "cai", namespace)
+    spec = {"model": {"trainingJobRef": {"name": "cai"}}, "constitutionRef": {"name": "default"},
+            "compliance": {"minScore": 0.5}, "onConstitutionChange": "retrain"}
+    kubectl.apply(manifest("ModelDeployment", "cai", spec), namespace=namespace, server_side=False)
+    kubectl.run("wait", "-n", namespace, "--for=condition=Ready", "--timeout=240s", "modeldeployment/cai", timeout=260)
+
+    changed = yaml.safe_load((ROOT / "manifests" / "constitution.yaml").read_text())
+    changed["spec"]["principles"][0]["description"] += " (amended for retraining)"
+    kubectl.apply(yaml.safe_dump(changed), namespace=namespace, server_side=False)
+    new_hash = ""
+
+    def served_again() -> bool:
+        nonlocal new_hash
+        new_hash = get(kubectl, "constitution", "default", namespace)["status"]["hash"]
+        status = get(kubectl, "modeldeployment", "cai", namespace).get("status", {})
+        return (status.get("phase") == "Ready"
+                and (status.get("compliance") or {}).get("constitutionHash") == new_hash != first["status"][
+                    "compliance"]["constitutionHash"])
+
+    wait_until(served_again, timeout=480, interval=2, what="Ready under the new hash after retraining")
+    job = get(kubectl, "trainingjob", "cai", namespace)
+    assert job["metadata"]["generation"] == 2 and job["spec"]["retrainedFor"] == new_hash
+    assert job["status"]["compliance"]["constitutionHash"] == new_hash
+    md = get(kubectl, "modeldeployment", "cai", namespace)
+    assert md["status"]["model"]["sha256"] == job["status"]["model"]["sha256"]
+    assert md["status"]["model"]["uri"] == job["status"]["model"]["uri"] != first["status"]["model"]["uri"]
+    assert "reevaluation" not in md["status"], "retrain runs no evaluation-only job"
+    kubectl.run("delete", "modeldeployment,trainingjob", "--all", "-n", namespace, "--timeout=90s")

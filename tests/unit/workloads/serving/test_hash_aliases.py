@@ -49,11 +49,13 @@ def test_the_default_constitution_declares_the_documented_hash(constitution: Con
     assert constitution.hash_aliases == [DOCUMENTED] and constitution.hash != DOCUMENTED
 
 
-def test_the_current_hash_is_served(client: TestClient, constitution: ConstitutionSnapshot) -> None:
+def test_the_current_hash_is_served(client: TestClient, constitution: ConstitutionSnapshot,
+                                   approve_always: Artifact) -> None:
     r = predict(client, constitution.hash)
     assert r.status_code == 200, r.text
     data = r.json()
     assert data["constitutional_hash"] == data["matched_hash"] == constitution.hash
+    assert data["model_sha256"] == approve_always.artifact.sha256, "every answer names the weights that gave it"
     assert r.headers[HASH_HEADER] == constitution.hash
 
 
