@@ -165,13 +165,25 @@ def test_retrain_on_constitution_change(kubectl: Kubectl, acgs_operator, namespa
     kubectl.run("wait", "-n", namespace, "--for=condition=Complete", "--timeout=420s", "trainingjob/cai", timeout=450)
     first = get(kubectl, "trainingjob", "cai", namespace)
     spec = {"model": {"trainingJobRef": {"name": "cai"}}, "constitutionRef": {"name": "default"},
-            "compliance": {"minScore": 0.5}, "onConstitutionChange": "retrain"}
+            "compliance": {"minScore": 0.0}, "onConstitutionChange": "retrain"}  # the flow, not the model's quality
     kubectl.apply(manifest("ModelDeployment", "cai", spec), namespace=namespace, server_side=False)
     kubectl.run("wait", "-n", namespace, "--for=condition=Ready", "--timeout=240s", "modeldeployment/cai", timeout=260)
+    url = get(kubectl, "modeldeployment", "cai", namespace)["status"]["url"]
 
     changed = yaml.safe_load((ROOT / "manifests" / "constitution.yaml").read_text())
     changed["spec"]["principles"][0]["description"] += " (amended for retraining)"
     kubectl.apply(yaml.safe_dump(changed), namespace=namespace, server_side=False)
+    refusals: list[httpx.Response] = []
+
+    def refused_with_reason() -> bool:  # while the new generation trains, the route says why it is not served
+        answer = httpx.post(f"{url}/predict", json={"user_request": "summarise my account history",
+                                                    "constitutional_hash": "0" * 16}, timeout=10)
+        refusals.append(answer)
+        return answer.status_code == 503 and "retry-after" in answer.headers
+
+    wait_until(refused_with_reason, timeout=120, interval=1, what="503 with Retry-After while retraining")
+    assert refusals[-1].json()["reason"] in ("Retraining", "TrainingNotComplete"), refusals[-1].json()
+    assert all(r.status_code != 200 for r in refusals), "never answered between the change and the verdict"
     new_hash = ""
 
     def served_again() -> bool:
