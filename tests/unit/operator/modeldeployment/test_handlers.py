@@ -114,6 +114,12 @@ def test_deploys_then_ready(
     assert recorded_events.reasons == ["Deploying", "Ready"]
 
 
+def change_constitution(world: dict[str, Any], new_hash: str) -> None:
+    """The Constitution ``default`` in ``ns`` now has ``new_hash`` (as its handler would write it)."""
+    entry = world["constitutions_by_name"][("ns", "default")][0]
+    world["constitutions_by_name"].add(("ns", "default"), {**entry, "status": {**entry["status"], "hash": new_hash}})
+
+
 def test_constitution_change_withdraws_the_route(
     make_merge_patched_resource: type[MergePatchedResource],
     md_memo: kopf.Memo,
@@ -126,8 +132,7 @@ def test_constitution_change_withdraws_the_route(
     ray.set_app_status("ns-md", "RUNNING")
     reconcile(md, md_memo, world)
     assert md.status["url"]
-    entry = world["constitutions_by_name"][("ns", "default")][0]
-    world["constitutions_by_name"].add(("ns", "default"), {**entry, "status": {**entry["status"], "hash": "1" * 16}})
+    change_constitution(world, "1" * 16)
     tick(md, md_memo, world)
     assert "ns-md" not in ray.applications and md.status["phase"] == "Blocked"
     assert mds.PLATFORM_APP in ray.applications, "the proxy stays up: the withdrawn route answers 404"
@@ -285,8 +290,7 @@ def test_constitution_change_reevaluates_the_model_and_serves_it_again_without_t
     reconcile(md, md_memo, world)
     ray.set_app_status("ns-md", "RUNNING")
     reconcile(md, md_memo, world)
-    entry = world["constitutions_by_name"][("ns", "default")][0]
-    world["constitutions_by_name"].add(("ns", "default"), {**entry, "status": {**entry["status"], "hash": "1" * 16}})
+    change_constitution(world, "1" * 16)
     tick(md, md_memo, world)
     sid = md.status["reevaluation"]["submissionId"]
     assert sid in ray.jobs and "-m acgs_workloads.reevaluate --model-uri file:///a/model.pt" in ray.entrypoints[sid]
@@ -324,8 +328,7 @@ def test_a_reevaluation_below_min_score_blocks_with_the_new_score(
 ) -> None:
     md = make_merge_patched_resource("ModelDeployment", MD_SPEC, name="md")
     reconcile(md, md_memo, world)
-    entry = world["constitutions_by_name"][("ns", "default")][0]
-    world["constitutions_by_name"].add(("ns", "default"), {**entry, "status": {**entry["status"], "hash": "2" * 16}})
+    change_constitution(world, "2" * 16)
     tick(md, md_memo, world)
     sid = md.status["reevaluation"]["submissionId"]
     record = EvaluationRecord(
@@ -363,8 +366,7 @@ def test_constitution_change_with_retrain_starts_a_new_generation_then_serves_it
     reconcile(md, md_memo, world)
     ray.set_app_status("ns-md", "RUNNING")
     reconcile(md, md_memo, world)
-    entry = world["constitutions_by_name"][("ns", "default")][0]
-    world["constitutions_by_name"].add(("ns", "default"), {**entry, "status": {**entry["status"], "hash": "1" * 16}})
+    change_constitution(world, "1" * 16)
     tick(md, md_memo, world)
     assert patches == [("trainingjobs", "ns/job", {"spec": {"retrainedFor": "1" * 16}})]
     assert md.status["phase"] == "Blocked" and md.condition("CompliancePassed")["reason"] == "Retraining"
