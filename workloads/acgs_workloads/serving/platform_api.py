@@ -19,8 +19,9 @@ HEALTHY_APP_STATES = frozenset({"RUNNING"})
 
 
 class PlatformSource(Protocol):
-    async def status(self) -> dict[str, Any]:
-        """``serve.status()`` as plain data: ``{"applications": {name: {status, message, deployments}}}``."""
+    async def status(self, fresh: bool = False) -> dict[str, Any]:
+        """``serve.status()`` as plain data: ``{"applications": {name: {status, message, deployments}}}``;
+        ``fresh``: read now, not from state kept by a background task."""
         ...
 
     async def model_metadata(self, app: str) -> dict[str, Any]:
@@ -79,6 +80,8 @@ def create_platform_api(source: PlatformSource, withdrawn: Sequence[WithdrawnRou
     @app.get("/health", summary="Every Serve application and its state (503 when one is not RUNNING)")
     async def health() -> JSONResponse:
         summary = summarize_status(await source.status())
+        if summary["status"] != "healthy":  # never a 503 from state that may be half a second old
+            summary = summarize_status(await source.status(fresh=True))
         return JSONResponse(summary, status_code=200 if summary["status"] == "healthy" else 503)
 
     @app.get("/models", summary="Served models with constitution hashes and artifact digests")

@@ -200,7 +200,7 @@ def test_counts_reach_the_replica_text_and_the_platform_metrics(
     assert audit_samples(service.metrics.prometheus("ns-cai")) == expected
 
     class Source:  # the platform sums the snapshots its replicas push
-        async def status(self) -> dict[str, Any]:
+        async def status(self, fresh: bool = False) -> dict[str, Any]:
             return {"applications": {}}
 
         async def model_metadata(self, app: str) -> dict[str, Any]:

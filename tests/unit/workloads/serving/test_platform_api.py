@@ -26,7 +26,7 @@ class FakeSource:
         self.apps = apps
         self._snapshots = snapshots or {}
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self, fresh: bool = False) -> dict[str, Any]:
         return {"applications": self.apps}
 
     async def model_metadata(self, app: str) -> dict[str, Any]:
@@ -107,3 +107,17 @@ def test_a_withdrawn_route_says_why_with_503_and_other_unknown_routes_are_404() 
     assert client.post("/constitutional-ai-other/predict").status_code == 404, "a prefix matches whole segments"
     assert client.get("/nothing").status_code == 404
     assert client.get("/health").status_code == 200, "the platform's own routes come first"
+
+
+def test_health_never_answers_503_from_state_that_may_be_stale() -> None:
+    class StaleThenFresh(FakeSource):
+        async def status(self, fresh: bool = False) -> dict[str, Any]:
+            if fresh:  # the application became RUNNING since the background task last looked
+                return {"applications": {"ns-cai": app_status("RUNNING")}}
+            return {"applications": {"ns-cai": app_status("DEPLOYING")}}
+
+    client = TestClient(create_platform_api(StaleThenFresh({})))
+    answer = client.get("/health")
+    assert answer.status_code == 200 and answer.json()["applications"]["ns-cai"]["status"] == "RUNNING"
+    still = TestClient(create_platform_api(FakeSource({"ns-cai": app_status("DEPLOY_FAILED")})))
+    assert still.get("/health").status_code == 503, "a fresh look that is still unhealthy is 503"
