@@ -299,6 +299,21 @@ class AuthSpec(CamelModel):
 VERIFICATION_KEYS_CONFIGMAP = "acgs-verification-keys"
 
 
+class RolloutSpec(CamelModel):
+    """Replacing the served model (a new TrainingJob generation, another artifact, a changed setting)."""
+
+    max_surge_percent: int = Field(
+        default=100,
+        ge=0,
+        le=100,
+        description=(
+            "Extra replicas started for the new model, as a percentage of the replicas (Serve's max_surge_percent): "
+            "with a positive value the old replicas serve until the new ones are healthy (digest and signature "
+            "verified), so the rollout drops no request; 0 stops the old replicas first (needs no spare CPU)."
+        ),
+    )
+
+
 class VerificationSpec(CamelModel):
     """Which keys a served model's signature must verify with."""
 
@@ -381,6 +396,7 @@ class ModelDeploymentSpec(CamelModel):
     )
     auth: AuthSpec | None = Field(default=None, description="Require an API key.")
     ray_cluster: RayClusterRef | None = Field(default=None, description="Override the operator's Ray cluster.")
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec, description="How a new model replaces the served one.")
     verification: VerificationSpec = Field(
         default_factory=VerificationSpec, description="Signature verification of the served model."
     )
@@ -401,6 +417,18 @@ class DeployedModel(CamelModel):
     sha256: str | None = None
     training_job: str | None = None
     lineage: Lineage | None = Field(default=None, description="The chain of what is served, verified by the gate.")
+
+
+class RolloutStatus(CamelModel):
+    """The last replacement of the served model: from which weights to which, and whether it is done."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    from_sha256: str | None = None
+    to_sha256: str | None = None
+    phase: Literal["Progressing", "Complete"] | None = None
+    started_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    completed_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
 
 
 class ReevaluationStatus(CamelModel):
@@ -444,6 +472,7 @@ class ModelDeploymentStatus(CamelModel):
     compliance: DeploymentComplianceStatus | None = None
     replicas: ReplicaStatus | None = None
     reevaluation: ReevaluationStatus | None = None
+    rollout: RolloutStatus | None = None
 
 
 # --------------------------------------------------------------------------- kinds

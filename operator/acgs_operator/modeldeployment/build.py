@@ -25,6 +25,7 @@ from acgs_operator.api.v1alpha1 import (
     ModelDeploymentStatus,
     ReevaluationStatus,
     ReplicaStatus,
+    RolloutStatus,
     TrainingJobSpec,
     TrainingJobStatus,
 )
@@ -197,6 +198,7 @@ def serve_application(
         "max_ongoing_requests": queue.max_ongoing_requests,
         "max_queued_requests": queue.max_queued_requests,
         "backpressure_config": {"status_code": 503, "retry_after_s": float(queue.retry_after_seconds)},
+        "max_surge_percent": spec.rollout.max_surge_percent,
     }
     if spec.autoscaling is not None:
         deployment["autoscaling_config"] = {
@@ -532,6 +534,12 @@ def decide(obs: Observation, now: str) -> Decision:
         if desired is not None and (app is None or app.config != desired):
             app = ServeApplication(name, "DEPLOYING", route_prefix=desired["route_prefix"], config=desired)
         status = serving_status(app, verdict, evidence, spec, obs.generation, obs.status.conditions, now, obs.base_url)
+        rollout = rollout_status(obs, evidence, app, now)
+        if rollout is not None:
+            status.rollout = rollout
+            if rollout.phase == "Progressing":  # the old model serves until the new replicas are healthy
+                prefix = route_prefix(spec, evidence.component)
+                status.url, status.routes = f"{obs.base_url}{prefix}", routes(prefix)
     else:
         status = blocked_status(
             verdict, evidence, obs.generation, obs.status.conditions, now, spec.compliance.min_score
@@ -556,6 +564,22 @@ def _withdrawn_route(name: str, spec: ModelDeploymentSpec, evidence: ModelEviden
     retry = spec.queue.retry_after_seconds if verdict.reason in TRANSIENT else None
     return WithdrawnRoute(application=name, prefix=route_prefix(spec, evidence.component), reason=verdict.reason,
                           message=verdict.message[:1024], retry_after_seconds=retry)
+
+
+def rollout_status(obs: Observation, evidence: ModelEvidence, app: ServeApplication | None, now: str
+                   ) -> RolloutStatus | None:
+    """The replacement of a served model by ``evidence``'s (None: nothing to report or change).
+
+    Progressing from the reconcile that puts a Ready deployment's new model into Serve, Complete once Serve
+    reports the application RUNNING with it (old replicas stop only after new ones are healthy, with
+    ``spec.rollout.maxSurgePercent`` > 0)."""
+    before, served = obs.status.rollout, obs.status.model.sha256 if obs.status.model else None
+    running = app is not None and app.status == "RUNNING"
+    if before is not None and before.phase == "Progressing" and before.to_sha256 == evidence.sha256:
+        return before.model_copy(update={"phase": "Complete", "completed_at": now}) if running else None
+    if obs.status.phase in ("Ready", "Deploying") and served and evidence.sha256 and served != evidence.sha256:
+        return RolloutStatus(from_sha256=served, to_sha256=evidence.sha256, phase="Progressing", started_at=now)
+    return None
 
 
 def _while_reevaluating(verdict: GateVerdict, run: ReevaluationStatus | None) -> GateVerdict:

@@ -388,6 +388,37 @@ def test_constitution_change_with_retrain_starts_a_new_generation_then_serves_it
     assert "Retraining" in recorded_events.reasons
 
 
+def test_a_new_model_rolls_out_while_the_old_one_serves(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    md = make_merge_patched_resource("ModelDeployment", MD_SPEC, name="md")
+    reconcile(md, md_memo, world)
+    ray.set_app_status("ns-md", "RUNNING")
+    tick(md, md_memo, world)
+    assert md.status["phase"] == "Ready" and "rollout" not in md.status, "a first deployment is no rollout"
+    deployment = ray.applications["ns-md"].config["deployments"][0]
+    assert deployment["max_surge_percent"] == 100, "old replicas serve until the new ones are healthy"
+    retrained = tj_entry(generation=2)
+    retrained["status"]["observedGeneration"] = 2
+    retrained["status"]["model"] = {"uri": "file:///b/model.pt", "sha256": "e" * 64, "sizeBytes": 1}
+    world["trainingjobs_by_name"].add(("ns", "job"), retrained)
+    tick(md, md_memo, world)
+    rollout = md.status["rollout"]
+    assert (rollout["fromSha256"], rollout["toSha256"], rollout["phase"]) == (SHA, "e" * 64, "Progressing")
+    assert md.status["url"] and md.status["routes"], "the route keeps serving during the rollout"
+    assert ray.applications["ns-md"].config["args"]["modelSha256"] == "e" * 64
+    tick(md, md_memo, world)
+    assert md.status["rollout"]["phase"] == "Progressing"
+    ray.set_app_status("ns-md", "RUNNING")
+    tick(md, md_memo, world)
+    assert md.status["phase"] == "Ready" and md.status["rollout"]["phase"] == "Complete"
+    assert md.status["rollout"]["completedAt"] and md.status["model"]["sha256"] == "e" * 64
+
+
 def test_secret_unavailable_is_a_temporary_error_then_the_key_is_used(
     make_merge_patched_resource: type[MergePatchedResource],
     md_memo: kopf.Memo,
