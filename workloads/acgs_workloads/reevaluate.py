@@ -33,8 +33,8 @@ from acgs_workloads.contract import (
 from acgs_workloads.storage import StorageError, evaluation_uri
 from acgs_workloads.train import EXIT_BAD_CONFIG, EXIT_FAILED, ConfigError, check_constitution, human, read_document
 
-__all__ = ["EXIT_BAD_CONFIG", "EXIT_FAILED", "ReevaluationError", "check_constitution", "main", "parse_constitution",
-           "reevaluate", "rerun_config"]
+__all__ = ["EXIT_BAD_CONFIG", "EXIT_FAILED", "ReevaluationError", "main", "parse_constitution", "reevaluate",
+           "rerun_config"]
 
 
 class ReevaluationError(ValueError):
@@ -42,14 +42,13 @@ class ReevaluationError(ValueError):
 
 
 def parse_constitution(source: str) -> ConstitutionSnapshot:
-    """A ConstitutionSnapshot from a JSON string or a JSON/YAML file path, checked (compiles, hash matches)."""
+    """A ConstitutionSnapshot from a JSON string or a JSON/YAML file path (:func:`reevaluate` checks that it
+    compiles and that its hash is its principles')."""
     data = read_document(source, "--constitution")
     try:
-        snapshot = ConstitutionSnapshot.model_validate(data)
+        return ConstitutionSnapshot.model_validate(data)
     except ValidationError as error:
         raise ConfigError(f"invalid constitution snapshot: {describe_validation_error(error)}") from error
-    check_constitution(snapshot)
-    return snapshot
 
 
 def rerun_config(metadata: ArtifactMetadata, constitution: ConstitutionSnapshot,

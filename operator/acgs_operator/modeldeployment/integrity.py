@@ -114,12 +114,14 @@ async def reevaluate(
 
     uri, sha = evidence.uri or "", evidence.sha256 or ""
     sid = submission_id(uid, constitution.hash, sha)
-    train_seconds = await asyncio.to_thread(_train_seconds, uri)
 
-    def judged(record: EvaluationRecord) -> tuple[ModelEvidence, ReevaluationStatus]:
+    async def judged(record: EvaluationRecord, done: ReevaluationStatus | None = None
+                     ) -> tuple[ModelEvidence, ReevaluationStatus]:
         updated = replace(evidence, constitution_hash=record.constitution_hash, score=record.compliance.score,
                           reevaluated=True)
-        return updated, _complete(record, sid, train_seconds)
+        if done is not None:  # reported already: no more reads of the metadata
+            return updated, done
+        return updated, _complete(record, sid, await asyncio.to_thread(_train_seconds, uri))
 
     def failed(message: str) -> tuple[ModelEvidence, ReevaluationStatus]:
         return evidence, ReevaluationStatus(constitution_hash=constitution.hash, submission_id=sid, phase="Failed",
@@ -132,9 +134,11 @@ async def reevaluate(
     if record is not None and record.model_sha256 == sha:
         done = (previous is not None and previous.phase == "Complete" and previous.submission_id == sid
                 and previous.constitution_hash == constitution.hash)
-        if not done and (error := await _sign(core_v1, signing_key, uri)):
+        if done:
+            return await judged(record, previous)
+        if error := await _sign(core_v1, signing_key, uri):
             return failed(error)
-        return judged(record)
+        return await judged(record)
     info = await ray.get_job(sid)
     if info is None:
         await ray.submit_job(
@@ -155,7 +159,7 @@ async def reevaluate(
         return failed(f"re-evaluation job {sid} judged weights {event.record.model_sha256}, not {sha}")
     if error := await _sign(core_v1, signing_key, uri):
         return failed(error)
-    return judged(event.record)
+    return await judged(event.record)
 
 
 async def _sign(core_v1: Any, signing_key: tuple[str, SecretKeySelector] | None, uri: str) -> str:
