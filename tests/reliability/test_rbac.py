@@ -84,7 +84,8 @@ TABLE: list[Check] = [
     Check("list", "pods", ALL, both(False)),
     Check("create", "pods", HOME, both(False)),
     Check("create", "pods", HOME, both(False), "exec"),
-    Check("get", "configmaps", HOME, both(True)),  # the verification keys
+    Check("get", "configmaps", HOME, both(True)),  # the verification keys, in every namespace it serves
+    Check("get", "configmaps", OTHER, CLUSTER_ONLY),
     Check("list", "configmaps", HOME, both(False)),
     Check("create", "configmaps", HOME, both(False)),
     Check("list", "deployments.apps", HOME, both(False)),

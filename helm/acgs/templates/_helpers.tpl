@@ -100,6 +100,11 @@ app.kubernetes.io/component: operator
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+# the public keys that verify served models (ConfigMap acgs-verification-keys or spec.verification.publicKeysRef,
+# in the ModelDeployment's namespace): `get` one named ConfigMap, never list or watch
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
 {{- end }}
 
 {{/* Refuse combinations JSON schema cannot express. */}}
