@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 import yaml
 
 from acgs_operator import cli
-from acgs_operator.devenv import binaries
+from acgs_operator.devenv import binaries, images
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCKER = ROOT / "docker"
@@ -72,9 +74,71 @@ def test_ray_image_matches_the_ray_version_and_carries_the_workloads() -> None:
     assert args["BASE"] == "rayproject/ray:${RAY_VERSION}-${PYTHON_TAG}-${VARIANT}"
     assert [a for w, a in steps if w == "FROM"] == ["${BASE}"]
     assert "workloads" in PYPROJECT["project"]["optional-dependencies"]
-    run = " ".join(a for w, a in steps if w == "RUN")
-    assert '".[workloads]"' in run and "import acgs_workloads" in run
-    assert "://" not in run, "torch comes from the configured package index unless TORCH_INDEX_URL says otherwise"
+    runs = [a for w, a in steps if w == "RUN"]
+    deps = next(a for a in runs if "tomllib" in a)
+    assert shlex.split(deps)[shlex.split(deps).index("-c") + 2] == "workloads"  # the extra the layer installs
+    assert '"ray[default,serve,train]==${RAY_VERSION}"' in deps  # keep the image's Ray version
+    assert "--no-deps ." in runs[-1] and "import acgs_workloads" in runs[-1]
+    assert "://" not in " ".join(runs), "torch comes from the configured package index unless TORCH_INDEX_URL says so"
+
+
+def test_ray_image_works_on_a_base_without_the_ray_user() -> None:
+    steps = instructions(DOCKER / "ray.Dockerfile")
+    env = " ".join(a for w, a in steps if w == "ENV").split()
+    assert "HOME=/home/ray" in env
+    users = [(i, a) for i, (w, a) in enumerate(steps) if w == "USER"]
+    assert [a for _, a in users] == ["root", "1000"]
+    first_run = next(i for i, (w, _) in enumerate(steps) if w == "RUN")
+    assert users[0][0] < first_run  # the installs run as root (pip itself drops to the prefix's owner)
+    create = steps[first_run][1]
+    assert "id -u 1000" in create and "|| useradd --uid 1000" in create and "chown 1000:100 /home/ray" in create
+    installs = [a for w, a in steps if w == "RUN" and "pip install" in a]
+    assert len(installs) == 2 and all("setpriv" in a for a in installs)
+
+
+@pytest.mark.parametrize("name", ["operator.Dockerfile", "ray.Dockerfile"])
+def test_dependencies_are_installed_before_the_source_is_copied(name: str) -> None:
+    """Docker's cache then keeps the dependency layer (torch, ~GBs) across code changes."""
+    steps = instructions(DOCKER / name)
+    deps = next(i for i, (w, a) in enumerate(steps) if w == "RUN" and "tomllib" in a)
+    copies = [(i, shlex.split(a)) for i, (w, a) in enumerate(steps) if w == "COPY"]
+    sources = {
+        i: [s for s in args[:-1] if not s.startswith("--")]
+        for i, args in copies
+        if not any(a.startswith("--from") for a in args)
+    }
+    before = [s for i, srcs in sources.items() if i < deps for s in srcs]
+    after = [s for i, srcs in sources.items() if i > deps for s in srcs]
+    assert before == ["pyproject.toml"]
+    assert {"README.md", "operator", "workloads"} <= {s.rstrip("/").removeprefix("./") for s in after}
+
+
+@pytest.mark.parametrize(("name", "extra"), [("operator.Dockerfile", "operator"), ("ray.Dockerfile", "workloads")])
+def test_the_dependency_list_the_dockerfile_derives(name: str, extra: str) -> None:
+    """The Dockerfile's `python -c` one-liner, run here on pyproject.toml, lists what images.requirements says."""
+    deps = next(a for w, a in instructions(DOCKER / name) if w == "RUN" and "tomllib" in a)
+    words = shlex.split(deps)
+    code, arg = words[words.index("-c") + 1], words[words.index("-c") + 2]
+    assert arg == extra
+    proc = subprocess.run([sys.executable, "-c", code, arg], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert proc.stdout.splitlines() == images.requirements(PYPROJECT, [extra])
+    assert images.IMAGE_EXTRAS[name.split(".")[0]] == (extra,)
+
+
+def test_operator_image_installs_wheels_without_an_index_in_the_final_stage() -> None:
+    steps = instructions(DOCKER / "operator.Dockerfile")
+    final = max(i for i, (w, _) in enumerate(steps) if w == "FROM")
+    installs = [a for w, a in steps[final:] if w == "RUN" and "pip install" in a]
+    assert installs and all("--no-index" in a for a in installs)
+    assert any("-r /wheels/deps/requirements.txt" in a for a in installs)
+    assert any("--no-deps" in a and "import acgs_operator.cli" in a for a in installs)
+
+
+def test_dockerignore_files_keep_the_context_to_the_sources() -> None:
+    for name in ("operator", "ray"):
+        rules = images.parse_dockerignore((DOCKER / f"{name}.Dockerfile.dockerignore").read_text())
+        assert not images.is_ignored("pyproject.toml", rules) and not images.is_ignored("operator/x/y.py", rules)
+        assert images.is_ignored("tests/unit/x.py", rules) and images.is_ignored(".git/config", rules)
 
 
 def test_chart_default_images() -> None:

@@ -1,0 +1,3 @@
+module acgs.local/pause
+
+go 1.22
