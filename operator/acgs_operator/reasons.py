@@ -23,6 +23,7 @@ class Reason(StrEnum):
     RAY_JOB_STOPPED = "RayJobStopped"
     RAY_JOB_LOST = "RayJobLost"
     RAY_JOB_RESUBMITTED = "RayJobResubmitted"
+    RAY_CLUSTER_FAULT = "RayClusterFault"
     NO_RESULT = "NoResult"
     COMPLIANCE_PASSED = "CompliancePassed"
     COMPLIANCE_BELOW_THRESHOLD = "ComplianceBelowThreshold"

@@ -302,6 +302,50 @@ def lost_message(submission_id: str, resubmissions: int, budget: int) -> str:
     )
 
 
+# A job that Ray reports FAILED with one of these in its message or log lost a node it ran on (the Ray head pod
+# deleted or drained: the driver's node is gone), not its own code.
+CLUSTER_FAULT_SIGNS = (
+    "ActorUnschedulableError",
+    "NodeDiedError",
+    "NodeAffinitySchedulingStrategy doesn't exist",
+    "Job supervisor actor died",
+    "The actor died because its node has died",
+)
+# How long such a job waits for its cluster to come back (and forget it, so it is submitted again) before it
+# counts as Failed.
+CLUSTER_FAULT_GRACE_SECONDS = 300.0
+
+
+def cluster_fault(job: JobInfo, logs: str) -> str | None:
+    """The sign that a FAILED job lost a node rather than failed by itself (pure), or None."""
+    if job.status is not JobStatus.FAILED:
+        return None
+    text = f"{job.message or ''}\n{logs}"
+    return next((sign for sign in CLUSTER_FAULT_SIGNS if sign in text), None)
+
+
+def cluster_fault_message(submission_id: str, sign: str, resubmissions: int, budget: int) -> str:
+    return (
+        f"Ray job {submission_id} failed because a node it ran on went away ({sign}); waiting up to "
+        f"{CLUSTER_FAULT_GRACE_SECONDS:.0f} s for the Ray cluster to come back, then it is submitted again and "
+        f"resumes from its last checkpoint ({resubmissions} of spec.faultTolerance.maxFailures={budget} used)"
+    )
+
+
+def _cluster_fault_since(conditions: Sequence[Condition] | None, now: str) -> dt.datetime:
+    """When the job's Running condition became Unknown (a cluster fault, then maybe an outage), else now."""
+    running = find(conditions, ConditionType.RUNNING)
+    unknown = running is not None and running.status == "Unknown" and running.reason in (
+        Reason.RAY_CLUSTER_FAULT, Reason.RAY_UNAVAILABLE
+    )
+    stamp = running.last_transition_time if unknown and running is not None else None
+    return _parse_time(stamp or now)
+
+
+def _parse_time(value: str) -> dt.datetime:
+    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
 def deadline_message(deadline_seconds: int | None, submission_id: str) -> str:
     return f"activeDeadlineSeconds={deadline_seconds} exceeded; stopped Ray job {submission_id}"
 
@@ -350,8 +394,7 @@ def failed_status(
 def deadline_exceeded(start_time: str | None, deadline_seconds: int | None, now: dt.datetime) -> bool:
     if not start_time or not deadline_seconds:
         return False
-    started = dt.datetime.strptime(start_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    return (now - started).total_seconds() > deadline_seconds
+    return (now - _parse_time(start_time)).total_seconds() > deadline_seconds
 
 
 # --------------------------------------------------------------------------- decisions
@@ -428,6 +471,19 @@ def _decide(target: Target, obs: Observation, *, now: str, dashboard_url: str, f
             status=failed_status(Reason.RAY_JOB_LOST, message, generation, conditions, now),
             events=(*acted, Event.warning(Reason.RAY_JOB_LOST, message)),
         )
+    if fault := _awaiting_cluster(target, obs, now):
+        first = (running := find(conditions, ConditionType.RUNNING)) is None or running.status != "Unknown"
+        return Decision(
+            status=TrainingJobStatus(
+                observed_generation=generation,
+                conditions=set_condition(
+                    conditions, ConditionType.RUNNING, "Unknown", Reason.RAY_CLUSTER_FAULT, fault, generation, now
+                ),
+            ),
+            events=(*acted, *([Event.warning(Reason.RAY_CLUSTER_FAULT, fault)] if first else [])),
+            retry=None if following else Retry(fault, delay=10),
+            error=Reason.RAY_CLUSTER_FAULT,
+        )
     status = observed_status(obs, generation=generation, conditions=conditions, now=now, dashboard_url=dashboard_url)
     recorded = target.status.ray_job
     if status.ray_job and not status.ray_job.resubmissions and recorded and recorded.resubmissions:
@@ -439,6 +495,20 @@ def _decide(target: Target, obs: Observation, *, now: str, dashboard_url: str, f
         reconciled=not following,
         started_running=status.phase == "Running" and old_phase != "Running",
     )
+
+
+def _awaiting_cluster(target: Target, obs: Observation, now: str) -> str | None:
+    """The message while a job that lost its node waits for the cluster to forget it (then it is submitted
+    again, within spec.faultTolerance.maxFailures); None when it is not such a job, or the wait or budget is over."""
+    if obs.job is None or target.resubmissions >= target.budget:
+        return None
+    sign = cluster_fault(obs.job, obs.logs)
+    if sign is None:
+        return None
+    waited = (_parse_time(now) - _cluster_fault_since(target.status.conditions, now)).total_seconds()
+    if waited > CLUSTER_FAULT_GRACE_SECONDS:
+        return None
+    return cluster_fault_message(obs.job.submission_id, sign, target.resubmissions, target.budget)
 
 
 def _action_events(target: Target, obs: Observation, dashboard_url: str) -> tuple[Event, ...]:

@@ -341,6 +341,46 @@ def test_resubmission_and_loss_count_against_max_failures() -> None:
     assert [(e.type, e.reason) for e in lost.events] == [("Warning", Reason.RAY_JOB_LOST)]
 
 
+HEAD_GONE = (
+    "ray.exceptions.ActorUnschedulableError: The actor is not schedulable: The node specified via "
+    "NodeAffinitySchedulingStrategy doesn't exist any more or is infeasible, and soft=False was specified."
+)
+
+
+def test_a_job_that_lost_its_node_waits_for_the_cluster_instead_of_failing() -> None:
+    obs = tj.Observation(job=job(JobStatus.FAILED, "exit 1"), logs=f"Traceback\n{HEAD_GONE}")
+    d = decide(target(RUNNING), obs, following=True)
+    assert d.status is not None and d.status.phase is None, "the phase stays Running"
+    running = condition(d, "Running")
+    assert (running["status"], running["reason"]) == ("Unknown", "RayClusterFault")
+    assert "ActorUnschedulableError" in running["message"] and "0 of spec.faultTolerance.maxFailures=1" in (
+        running["message"]
+    )
+    assert [(e.type, e.reason) for e in d.events] == [("Warning", Reason.RAY_CLUSTER_FAULT)]
+    assert not any(c.type == "Failed" for c in d.status.conditions)
+
+    # the next look: still waiting, no second event; the cluster forgetting it is the resubmission path
+    waiting = {**RUNNING, "conditions": [{**running, "lastTransitionTime": "2026-01-01T00:08:00Z"}]}
+    again = decide(target(waiting), obs, following=True)
+    assert condition(again, "Running")["reason"] == "RayClusterFault" and again.events == ()
+
+
+def test_a_job_that_lost_its_node_fails_after_the_grace_or_without_budget() -> None:
+    obs = tj.Observation(job=job(JobStatus.FAILED, "exit 1"), logs=HEAD_GONE)
+    long_ago = {**RUNNING, "conditions": [running_condition("RayUnavailable", "Unknown")]}  # T0: 10 minutes
+    late = decide(target(long_ago), obs, following=True)
+    assert late.status is not None and late.status.phase == "Failed"
+    assert condition(late, "Failed")["reason"] == "RayJobFailed"
+    spent = {**RUNNING, "rayJob": {**RUNNING["rayJob"], "resubmissions": 1}}
+    assert decide(target(spent), obs, following=True).phase == "Failed"
+
+
+def test_a_job_that_failed_by_itself_fails_at_once() -> None:
+    obs = tj.Observation(job=job(JobStatus.FAILED, "exit 1"), logs="Traceback\nValueError: boom")
+    assert decide(target(RUNNING), obs, following=True).phase == "Failed"
+    assert tj.cluster_fault(job(JobStatus.RUNNING), HEAD_GONE) is None
+
+
 def test_an_older_generations_resubmissions_are_reset() -> None:
     older = {**RUNNING, "rayJob": {"submissionId": "acgs-job-1234abcd-g0", "resubmissions": 2}}
     assert target(older).resubmissions == 0
