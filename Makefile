@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 export ACGS_CACHE
 
-.PHONY: setup venv binaries up test unit integration e2e reliability lint crds
+.PHONY: setup venv binaries node-deps up cluster cluster-down test unit integration e2e reliability cluster-test lint crds
 
 venv:
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -19,10 +19,21 @@ BUILD_ARGS := $(if $(ACGS_TEST_KUBECONFIG),--only helm --only kind --only vegeta
 binaries: venv
 	@$(PY) -m acgs_operator dev build-binaries $(BUILD_ARGS)
 
-setup: venv binaries
+# Debian packages of a real node (Docker engine, containerd, runc, CNI plugins, debootstrap, iptables)
+node-deps:
+	@hack/install-node-deps.sh
+
+setup: venv binaries node-deps
 
 up: setup
 	$(VENV)/bin/acgs up
+
+# A real single-node Kubernetes (kubelet + containerd) with cluster DNS and KubeRay, images built here
+cluster: setup
+	$(VENV)/bin/acgs dev cluster up
+
+cluster-down: venv
+	$(VENV)/bin/acgs dev cluster down
 
 test: setup
 	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
@@ -38,6 +49,9 @@ e2e: setup
 
 reliability: setup
 	$(VENV)/bin/pytest tests -m reliability $(PYTEST_ARGS)
+
+cluster-test: setup
+	$(VENV)/bin/pytest tests -m cluster $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check operator workloads tests benchmarks hack

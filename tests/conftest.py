@@ -1,7 +1,7 @@
 """Shared fixtures: a real control plane, a real Ray head and the operator, started once per session.
 
 Tiers are marked by directory: tests/unit -> unit, tests/integration -> integration, tests/e2e -> e2e,
-tests/reliability -> reliability.
+tests/reliability -> reliability, tests/cluster -> cluster (a real node: tests/cluster/conftest.py).
 Integration fixtures never skip: if the control plane or Ray cannot start, the tests fail with the
 reason and the component logs.
 
@@ -29,7 +29,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # The session's Ray head runs without token auth on loopback; drivers in the tests must not insist on one.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-TIERS = ("unit", "integration", "e2e", "reliability")
+TIERS = ("unit", "integration", "e2e", "reliability", "cluster")
 ACGS_PLURALS = ("modeldeployments.acgs.io", "trainingjobs.acgs.io", "constitutions.acgs.io")
 
 

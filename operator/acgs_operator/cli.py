@@ -210,7 +210,11 @@ def cmd_model_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    return binaries.main((["--force"] if args.force else []) + [f"--only={o}" for o in args.only or []])
+    return binaries.main(
+        (["--force"] if args.force else [])
+        + (["--cluster"] if args.cluster else [])
+        + [f"--only={o}" for o in args.only or []]
+    )
 
 
 def cmd_control_plane(args: argparse.Namespace) -> int:
@@ -228,6 +232,26 @@ def cmd_control_plane(args: argparse.Namespace) -> int:
     install_crds(Kubectl(plane.kubeconfig))
     print(f"control plane up at {state.server} ({plane.startup_seconds:.1f}s); CRDs installed")
     print(f"export KUBECONFIG={state.kubeconfig}\nlogs: {plane.logs}\nstop: acgs dev control-plane down")
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from acgs_operator.devenv.cluster import DevCluster
+    from acgs_operator.devenv.process import ServiceError
+
+    cluster = DevCluster()
+    if args.action == "down":
+        print("cluster stopped" if cluster.down() else "no cluster was running")
+        return 0
+    try:
+        state = cluster.up()
+    except ServiceError as exc:
+        print(f"acgs dev cluster up: {exc}", file=sys.stderr)
+        return 1
+    steps = ", ".join(f"{k} {v}s" for k, v in state.seconds.items())
+    print(f"cluster up: node {state.node_name} ({state.node_ip}), API server {state.server}")
+    print(f"set-up times: {steps}" if steps else "", end="\n" if steps else "")
+    print(f"export KUBECONFIG={state.kubeconfig}\nstop: acgs dev cluster down")
     return 0
 
 
@@ -336,11 +360,17 @@ def parser() -> argparse.ArgumentParser:
     build = dev.add_parser("build-binaries", help="build the control-plane binaries from Go modules")
     build.add_argument("--force", action="store_true")
     build.add_argument("--only", action="append", choices=[r.name for r in binaries.RECIPES])
+    build.add_argument("--cluster", action="store_true", help="also the node (kubelet, ...), CoreDNS and KubeRay")
     build.set_defaults(func=cmd_build)
     cp = dev.add_parser("control-plane", help="local kube-apiserver + etcd")
     cp.add_argument("action", choices=["up", "down"])
     cp.add_argument("--port", type=int, default=None, help="kube-apiserver port (default: a free one)")
     cp.set_defaults(func=cmd_control_plane)
+    cluster = dev.add_parser(
+        "cluster", help="a real single-node Kubernetes (containerd + kubelet) with cluster DNS and KubeRay"
+    )
+    cluster.add_argument("action", choices=["up", "down"])
+    cluster.set_defaults(func=cmd_cluster)
     ray = dev.add_parser("ray", help="local Ray head")
     ray.add_argument("action", choices=["up", "down"])
     ray.add_argument("--num-cpus", type=int, default=4)

@@ -31,6 +31,8 @@ ETCD_VERSION = "v3.6.16"
 HELM_VERSION = "v3.22.0"
 KIND_VERSION = "v0.33.0"
 VEGETA_VERSION = "v12.13.0"
+COREDNS_VERSION = "v1.14.7"
+KUBERAY_VERSION = "v1.5.0"
 
 
 def cache_dir() -> Path:
@@ -54,6 +56,9 @@ class Recipe:
     # the wrapper replaces each of them with the published module at this version instead.
     staging_version: str | None = None
     ldflags: tuple[str, ...] = field(default_factory=tuple)
+    # "dev": the control plane, helm, kind, vegeta (every `make setup`); "cluster": what a real node adds
+    # (`acgs dev cluster up`, the cluster test tier). Not part of the digest.
+    group: str = "dev"
 
     def digest(self) -> str:
         payload = json.dumps(
@@ -111,6 +116,34 @@ RECIPES: tuple[Recipe, ...] = (
         module="github.com/tsenart/vegeta/v12",
         version=VEGETA_VERSION,
         binaries={"vegeta": "github.com/tsenart/vegeta/v12"},
+    ),
+    Recipe(  # the node: same wrapper module as kube-apiserver, so the Go build cache is shared
+        name="kubernetes-node",
+        module="k8s.io/kubernetes",
+        version=KUBERNETES_VERSION,
+        binaries={
+            "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+            "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+            "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+            "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy",
+        },
+        staging_version="v0." + KUBERNETES_VERSION.lstrip("v").split(".", 1)[1],
+        ldflags=_k8s_ldflags(KUBERNETES_VERSION),
+        group="cluster",
+    ),
+    Recipe(  # cluster DNS, run as a pod
+        name="coredns",
+        module="github.com/coredns/coredns",
+        version=COREDNS_VERSION,
+        binaries={"coredns": "github.com/coredns/coredns"},
+        group="cluster",
+    ),
+    Recipe(  # the KubeRay operator, run as a pod; its CRDs and RBAC come from the same module
+        name="kuberay",
+        module="github.com/ray-project/kuberay/ray-operator",
+        version=KUBERAY_VERSION,
+        binaries={"kuberay-operator": "github.com/ray-project/kuberay/ray-operator"},
+        group="cluster",
     ),
 )
 
@@ -307,19 +340,29 @@ def version_of(name: str) -> str:
     return first[0] if first else "unknown"
 
 
-def ensure_all(force: bool = False, only: list[str] | None = None) -> dict[str, float]:
-    """Build what is missing; returns seconds spent per recipe. Prints versions at the end."""
+def _selected(recipe: Recipe, only: list[str] | None, groups: tuple[str, ...]) -> bool:
+    return recipe.name in only if only else recipe.group in groups
+
+
+def ensure_all(
+    force: bool = False, only: list[str] | None = None, groups: tuple[str, ...] = ("dev",)
+) -> dict[str, float]:
+    """Build what is missing; returns seconds spent per recipe. Prints versions at the end.
+
+    ``only`` names recipes; otherwise every recipe of ``groups`` is built ("dev" by default,
+    "cluster" adds the node, CoreDNS and KubeRay).
+    """
     start = time.monotonic()
     spent: dict[str, float] = {}
     for recipe in RECIPES:
-        if only and recipe.name not in only:
+        if not _selected(recipe, only, groups):
             continue
         if not force and _provided_elsewhere(recipe):
             _log(f"{recipe.name}: using {', '.join(str(find_binary(b)) for b in recipe.binaries)}")
             continue
         spent[recipe.name] = build(recipe, force=force)
     for recipe in RECIPES:
-        if only and recipe.name not in only:
+        if not _selected(recipe, only, groups):
             continue
         for name in recipe.binaries:
             _log(f"{name:15} {find_binary(name)}: {version_of(name)}")
@@ -331,9 +374,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--force", action="store_true", help="rebuild even when the cache is fresh")
     parser.add_argument("--only", action="append", choices=[r.name for r in RECIPES])
+    parser.add_argument("--cluster", action="store_true", help="also build the node, CoreDNS and KubeRay")
     args = parser.parse_args(argv)
     try:
-        ensure_all(force=args.force, only=args.only)
+        ensure_all(force=args.force, only=args.only, groups=("dev", "cluster") if args.cluster else ("dev",))
     except BuildError as exc:
         print(f"[acgs build] error: {exc}", file=sys.stderr)
         return 1

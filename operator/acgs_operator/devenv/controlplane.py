@@ -59,8 +59,17 @@ def default_workdir() -> Path:
 class ControlPlane(LocalService):
     """Owns one etcd and one kube-apiserver process."""
 
-    def __init__(self, workdir: Path, apiserver_port: int | None = None, etcd_port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        apiserver_port: int | None = None,
+        etcd_port: int | None = None,
+        advertise_address: str | None = None,
+    ) -> None:
+        """``advertise_address``: a non-loopback address of this host, for a control plane with a node (its pods
+        reach the API server there through the ``kubernetes`` Service). The API server then binds every address."""
         self.workdir = workdir
+        self.advertise_address = advertise_address
         self.apiserver_port = apiserver_port
         self.etcd_port = etcd_port
         self.etcd: ManagedProcess | None = None
@@ -71,8 +80,10 @@ class ControlPlane(LocalService):
     # ------------------------------------------------------------------ public API
 
     @classmethod
-    def start_new(cls, workdir: Path | None = None, **ports: int | None) -> ControlPlane:
-        plane = cls(workdir or default_workdir(), **ports)
+    def start_new(
+        cls, workdir: Path | None = None, apiserver_port: int | None = None, etcd_port: int | None = None
+    ) -> ControlPlane:
+        plane = cls(workdir or default_workdir(), apiserver_port=apiserver_port, etcd_port=etcd_port)
         plane.start()
         return plane
 
@@ -98,7 +109,8 @@ class ControlPlane(LocalService):
             path = self.workdir / stale
             if path.exists():
                 shutil.rmtree(path, ignore_errors=True)
-        certs = pki_mod.create(self.workdir / "pki")
+        extra_ips = (self.advertise_address,) if self.advertise_address else ()
+        certs = pki_mod.create(self.workdir / "pki", extra_ips=extra_ips)
         etcd_port = self._port(self.etcd_port, "etcd")
         apiserver_port = self._port(self.apiserver_port, "kube-apiserver")
         started = time.monotonic()
@@ -168,7 +180,7 @@ class ControlPlane(LocalService):
     def _port(requested: int | None, component: str) -> int:
         if requested is None:
             return free_port()
-        if port_in_use(requested):
+        if port_in_use(requested) or port_in_use(requested, "0.0.0.0"):
             raise ServiceError(
                 f"port {requested} for {component} is taken by another process; "
                 f"free it (e.g. `ss -ltnp | grep :{requested}`) or omit the port to pick a free one"
@@ -215,13 +227,23 @@ class ControlPlane(LocalService):
 
     def _start_apiserver(self, binary: Path, port: int, etcd_url: str, certs: pki_mod.Pki) -> str:
         server = f"https://127.0.0.1:{port}"
+        node_args = (
+            [
+                # the kubelet's client certificate for logs, exec and port-forward (system:masters)
+                f"--kubelet-client-certificate={certs.admin_cert}",
+                f"--kubelet-client-key={certs.admin_key}",
+            ]
+            if self.advertise_address
+            else []
+        )
         self.apiserver = ManagedProcess(
             "kube-apiserver",
             [
                 str(binary),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={'0.0.0.0' if self.advertise_address else '127.0.0.1'}",
+                f"--advertise-address={self.advertise_address or '127.0.0.1'}",
+                *node_args,
                 f"--secure-port={port}",
                 f"--cert-dir={self.workdir / 'pki'}",
                 f"--tls-cert-file={certs.serving_cert}",

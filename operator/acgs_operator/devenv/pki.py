@@ -105,8 +105,12 @@ def _issue(
     return builder.sign(signer, hashes.SHA256())
 
 
-def create(directory: Path, admin_user: str = "acgs-admin") -> Pki:
-    """Write a fresh PKI into ``directory`` (mode 0700) and return its paths."""
+def create(directory: Path, admin_user: str = "acgs-admin", extra_ips: tuple[str, ...] = ()) -> Pki:
+    """Write a fresh PKI into ``directory`` (mode 0700) and return its paths.
+
+    ``extra_ips``: more addresses the API server is reached at (a node's pods reach it at the address it
+    advertises), added to the serving certificate.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     pki = Pki(directory)
@@ -127,7 +131,7 @@ def create(directory: Path, admin_user: str = "acgs-admin") -> Pki:
             "kubernetes.default.svc.cluster.local",
         )
     ]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "::1", "10.0.0.1")]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "::1", "10.0.0.1", *extra_ips)]
     serving = _issue(
         _name("kube-apiserver"),
         serving_key.public_key(),

@@ -45,8 +45,14 @@ def sets(*values: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "args",
-    [[], sets(*ALL_ON), sets(*ALL_ON, "rbac.scope=namespace"), ["-f", str(CHART / "values-kind.yaml")]],
-    ids=["defaults", "all-optional-parts", "all-optional-parts-namespace-scope", "values-kind"],
+    [
+        [],
+        sets(*ALL_ON),
+        sets(*ALL_ON, "rbac.scope=namespace"),
+        ["-f", str(CHART / "values-kind.yaml")],
+        ["-f", str(CHART / "values-node.yaml")],
+    ],
+    ids=["defaults", "all-optional-parts", "all-optional-parts-namespace-scope", "values-kind", "values-node"],
 )
 def test_helm_lint(helm: Helm, args: list[str]) -> None:
     out = helm.run("lint", str(CHART), "--strict", *args).stdout

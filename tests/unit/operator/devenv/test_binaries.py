@@ -35,11 +35,30 @@ def test_staging_replacements_come_from_the_downloaded_gomod() -> None:
 
 
 def test_recipes_cover_the_control_plane_and_pin_versions() -> None:
-    assert set(binaries.ALL_BINARIES) == {"etcd", "kube-apiserver", "kubectl", "helm", "kind", "vegeta"}
+    by_group = {g: {b for r in binaries.RECIPES if r.group == g for b in r.binaries} for g in ("dev", "cluster")}
+    assert by_group["dev"] == {"etcd", "kube-apiserver", "kubectl", "helm", "kind", "vegeta"}
+    assert by_group["cluster"] == {
+        "kubelet", "kube-scheduler", "kube-controller-manager", "kube-proxy", "coredns", "kuberay-operator"
+    }
+    assert set(binaries.ALL_BINARIES) == by_group["dev"] | by_group["cluster"]
+    node = next(r for r in binaries.RECIPES if r.name == "kubernetes-node")
+    assert (node.module, node.version) == ("k8s.io/kubernetes", binaries.KUBERNETES_VERSION)  # one build cache
     k8s = next(r for r in binaries.RECIPES if r.name == "kubernetes")
     assert k8s.staging_version == "v0." + k8s.version.lstrip("v").split(".", 1)[1]
     assert binaries.ETCD_VERSION.startswith("v3.6.")
     assert 34 <= int(binaries.KUBERNETES_VERSION.split(".")[1]) <= 37
+
+
+def test_make_setup_builds_only_the_dev_group_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[str] = []
+    monkeypatch.setattr(binaries, "_provided_elsewhere", lambda recipe: False)
+    monkeypatch.setattr(binaries, "build", lambda recipe, force=False: built.append(recipe.name) or 0.0)
+    monkeypatch.setattr(binaries, "version_of", lambda name: "v")
+    binaries.ensure_all()
+    assert "kubernetes-node" not in built and "kubernetes" in built
+    built.clear()
+    binaries.ensure_all(groups=("dev", "cluster"))
+    assert {"kubernetes-node", "coredns", "kuberay"} <= set(built)
 
 
 def test_digest_changes_with_the_recipe() -> None:
