@@ -81,15 +81,18 @@ def port_forward(kubectl: Kubectl, namespace: str, target: str, remote: int) -> 
 
 
 def wait_json(
-    kubectl: Kubectl, namespace: str, resource: str, predicate: Callable[[dict[str, Any]], bool],
+    kubectl: Kubectl, namespace: str, resource: str | list[str], predicate: Callable[[dict[str, Any]], bool],
     timeout: float, what: str,
 ) -> dict[str, Any]:
-    """Poll ``kubectl get -o json`` until ``predicate`` holds; the failure names the last status seen."""
+    """Poll ``kubectl get -o json`` until ``predicate`` holds; the failure names the last status seen.
+
+    ``resource``: ``kind/name``, or a list of ``kubectl get`` arguments (``["pods", "-l", "a=b"]``)."""
     last: dict[str, Any] = {}
+    args = [resource] if isinstance(resource, str) else resource
 
     def probe() -> dict[str, Any] | None:
         nonlocal last
-        proc = kubectl.run("-n", namespace, "get", resource, "-o", "json", check=False, timeout=30)
+        proc = kubectl.run("-n", namespace, "get", *args, "-o", "json", check=False, timeout=30)
         if proc.returncode != 0:
             return None
         last = json.loads(proc.stdout)

@@ -211,7 +211,7 @@ def test_ray_head_pod_deleted_is_recreated_and_the_job_follows_its_fault_toleran
         items = [p for p in doc["items"] if p["metadata"]["uid"] != head["metadata"]["uid"]]
         return any(p["status"].get("phase") == "Running" for p in items)
 
-    wait_json(release, RELEASE_NAMESPACE, "pods -l ray.io/node-type=head", new_head_running, 300,
+    wait_json(release, RELEASE_NAMESPACE, ["pods", "-l", "ray.io/node-type=head"], new_head_running, 300,
               "KubeRay recreating the head pod")
     wait_json(release, RELEASE_NAMESPACE, f"raycluster/{RAY_CLUSTER}", ray_cluster_ready, 300, "RayCluster ready")
     # the new head's GCS does not know the job: the operator resubmits it (faultTolerance.maxFailures)

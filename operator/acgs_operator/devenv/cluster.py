@@ -198,6 +198,7 @@ class DevCluster:
         socket = cfg.NodePaths(Path(state.workdir) / "node").containerd_socket
         timer.step("images into containerd", lambda: images.load_into_containerd(list(built.values()), socket))
         state.images = built
+        state.seconds = {**timer.seconds, "total": round(sum(timer.seconds.values()), 1)}
         state.save(self.state_file)
         self.state = state
         return state

@@ -32,6 +32,7 @@ from acgs_operator.devenv.process import (
     free_port,
     pid_alive,
     port_in_use,
+    runs_program,
     stop_process_group,
     wait_until,
 )
@@ -312,7 +313,8 @@ def stop_from_state(workdir: Path | None = None) -> bool:
     if not state_file.exists():
         return False
     state = ControlPlaneState.load(state_file)
-    for pid in (state.apiserver_pid, state.etcd_pid):
-        stop_process_group(pid)
+    for pid, program in ((state.apiserver_pid, "kube-apiserver"), (state.etcd_pid, "etcd")):
+        if runs_program(pid, program):
+            stop_process_group(pid)
     state_file.unlink()
     return True

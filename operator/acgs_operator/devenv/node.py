@@ -28,7 +28,7 @@ from acgs_operator.devenv.process import (
     ServiceError,
     StateFile,
     free_port,
-    pid_alive,
+    runs_program,
     stop_process_group,
     wait_until,
 )
@@ -296,19 +296,26 @@ def drain(kubeconfig: Path, socket_path: Path, timeout: float = 60.0) -> None:
                    what="the kubelet to stop every pod")
 
 
+def _running(pids: dict[str, int], name: str) -> int | None:
+    """The pid of component ``name`` if it still runs (a state file's pid may be another process's by now)."""
+    pid = pids.get(name, 0)
+    return pid if runs_program(pid, name) else None
+
+
 def teardown(paths: cfg.NodePaths, kubeconfig: Path, pids: dict[str, int]) -> None:
     """Stop a node's processes in the order that leaves nothing behind: controllers, pods, kubelet, runtime."""
     for name in ("kube-controller-manager", "kube-scheduler"):
-        if (pid := pids.get(name)) and pid_alive(pid):
+        if pid := _running(pids, name):
             stop_process_group(pid, grace=10)
-    if (pid := pids.get("kubelet")) and pid_alive(pid) and paths.containerd_socket.exists():
+    containerd = _running(pids, "containerd")
+    if _running(pids, "kubelet") and containerd:
         drain(kubeconfig, paths.containerd_socket)
     for name in ("kubelet", "kube-proxy"):
-        if (pid := pids.get(name)) and pid_alive(pid):
+        if pid := _running(pids, name):
             stop_process_group(pid, grace=10)
-    remove_pods(paths.containerd_socket)  # whatever the kubelet did not stop
-    if (pid := pids.get("containerd")) and pid_alive(pid):
-        stop_process_group(pid, grace=10)
+    if containerd:
+        remove_pods(paths.containerd_socket)  # whatever the kubelet did not stop
+        stop_process_group(containerd, grace=10)
     cleanup_host(paths)
 
 

@@ -201,3 +201,15 @@ def pid_alive(pid: int) -> bool:
         if done == pid:
             return False
     return True
+
+
+def runs_program(pid: int, program: str) -> bool:
+    """True when ``pid`` is alive and runs ``program`` (its file name contains it): a pid saved in a state file
+    by an earlier session may belong to an unrelated process by now."""
+    if not pid or not pid_alive(pid):
+        return False
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return False
+    return program in Path(argv0).name

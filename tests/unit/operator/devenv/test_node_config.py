@@ -84,3 +84,14 @@ def test_kuberay_runs_with_its_modules_cluster_role_without_leader_election() ->
     container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["--enable-leader-election=false"]
     assert role["metadata"]["name"] == "manager-role"  # the module's document is not changed in place
+
+
+def test_a_stale_pid_is_not_taken_for_a_node_component() -> None:
+    import os
+    import sys
+
+    from acgs_operator.devenv.process import runs_program
+
+    assert runs_program(os.getpid(), Path(sys.executable).name)
+    assert not runs_program(os.getpid(), "kubelet")
+    assert not runs_program(0, "kubelet")
