@@ -32,7 +32,8 @@ from tests.cluster.conftest import (
     wait_json,
 )
 
-pytestmark = pytest.mark.cluster
+# the first test also brings the cluster up: on a machine without caches that builds and loads every image
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(2700)]
 
 WORKLOADS = "acgs-demo"
 NODE_MANIFESTS = ROOT / "manifests" / "node"
