@@ -11,7 +11,6 @@ IfNotPresent. On a machine with kind, use kind instead (README, "Install on a re
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,10 +25,10 @@ from acgs_operator.devenv.binaries import cache_dir
 from acgs_operator.devenv.controlplane import ControlPlane
 from acgs_operator.devenv.controlplane import stop_from_state as stop_control_plane
 from acgs_operator.devenv.kubectl import Kubectl
-from acgs_operator.devenv.node import Node, check_host, host_address
+from acgs_operator.devenv.node import Node, check_host, host_address, node_ready
 from acgs_operator.devenv.node import stop_from_state as stop_node
 from acgs_operator.devenv.pki import Pki
-from acgs_operator.devenv.process import ServiceError, StateFile, wait_until
+from acgs_operator.devenv.process import ServiceError, StateFile
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CHART_DIR = REPO_ROOT / "helm" / "acgs"
@@ -141,12 +140,7 @@ class DevCluster:
         if not self.state_file.exists():
             return None
         state = ClusterState.load(self.state_file)
-        kubectl = Kubectl(Path(state.kubeconfig))
-        proc = kubectl.run("get", "node", state.node_name, "-o", "json", check=False, timeout=15)
-        if proc.returncode != 0:
-            return None
-        conditions = json.loads(proc.stdout)["status"].get("conditions", [])
-        return state if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) else None
+        return state if node_ready(Kubectl(Path(state.kubeconfig)), state.node_name) else None
 
     def up(self) -> ClusterState:
         if (state := self.running()) is not None:
@@ -210,14 +204,3 @@ class DevCluster:
         self.state_file.unlink(missing_ok=True)
         return stopped
 
-
-def wait_for(kubectl: Kubectl, what: str, condition: str, namespace: str, timeout: float = 300) -> None:
-    """``kubectl wait`` with a message that names what was waited for."""
-    wait_until(
-        lambda: kubectl.run("-n", namespace, "wait", f"--for={condition}", what, "--timeout=10s", check=False)
-        .returncode
-        == 0,
-        timeout=timeout,
-        interval=1.0,
-        what=f"{what} {condition} in {namespace}",
-    )

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from acgs_operator.devenv import images
 from acgs_operator.devenv import node_config as cfg
 from acgs_operator.devenv.binaries import require_binary
 from acgs_operator.devenv.kubectl import Kubectl
@@ -165,14 +166,13 @@ class Node(LocalService):
         return Kubectl(self.kubeconfig)
 
     def wait_ready(self, timeout: float = NODE_READY_TIMEOUT) -> None:
-        def ready() -> bool:
-            proc = self.kubectl().run("get", "node", self.node_name, "-o", "json", check=False)
-            if proc.returncode != 0:
-                return False
-            conditions = json.loads(proc.stdout)["status"].get("conditions", [])
-            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-        wait_until(ready, timeout=timeout, interval=1.0, what=f"node {self.node_name} Ready", abort=self._died)
+        wait_until(
+            lambda: node_ready(self.kubectl(), self.node_name),
+            timeout=timeout,
+            interval=1.0,
+            what=f"node {self.node_name} Ready",
+            abort=self._died,
+        )
 
     # ------------------------------------------------------------------ steps
 
@@ -180,7 +180,7 @@ class Node(LocalService):
         paths = self.paths
         for directory in (paths.cni_conf_dir, paths.logs, paths.kubelet_root, paths.containerd_state):
             directory.mkdir(parents=True, exist_ok=True)
-        paths.containerd_config.write_text(cfg.containerd_config(paths, cfg_pause_image(), cni_bin_dir()))
+        paths.containerd_config.write_text(cfg.containerd_config(paths, images.PAUSE_IMAGE, cni_bin_dir()))
         conflist = cfg.cni_conflist()
         conflist["plugins"][0]["ipam"]["dataDir"] = str(paths.workdir / "cni" / "ipam")
         shutil.rmtree(paths.workdir / "cni" / "ipam", ignore_errors=True)  # addresses of pods that no longer exist
@@ -224,10 +224,13 @@ class Node(LocalService):
         return None
 
 
-def cfg_pause_image() -> str:
-    from acgs_operator.devenv import images  # local import: images needs Docker only when a node starts
-
-    return images.PAUSE_IMAGE
+def node_ready(kubectl: Kubectl, name: str) -> bool:
+    """Whether node ``name`` reports Ready (False while the API server does not answer)."""
+    proc = kubectl.run("get", "node", name, "-o", "json", check=False, timeout=15)
+    if proc.returncode != 0:
+        return False
+    conditions = json.loads(proc.stdout)["status"].get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 def ctr(socket_path: Path, *args: str, namespace: str = "k8s.io") -> subprocess.CompletedProcess[str]:
