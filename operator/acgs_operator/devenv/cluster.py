@@ -115,12 +115,15 @@ def install_coredns(kubectl: Kubectl) -> None:
 
 def install_kuberay(kubectl: Kubectl) -> None:
     module = kuberay_module_dir()
+    names = []
     for crd in sorted((module / "config" / "crd" / "bases").glob("*.yaml")):
         kubectl.apply(crd.read_text())
+        names.append("crd/" + yaml.safe_load(crd.read_text())["metadata"]["name"])
+    # every kind it watches must be served before it starts, or it logs "no matches for kind" at start
+    kubectl.run("wait", "--for=condition=Established", "--timeout=60s", *names)
     role = yaml.safe_load((module / "config" / "rbac" / "role.yaml").read_text())
     docs = cfg.kuberay_manifests(kuberay_image(), role)
     kubectl.apply("\n---\n".join(yaml.safe_dump(d) for d in docs))
-    kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "crd/rayclusters.ray.io")
     kubectl.run("-n", cfg.KUBERAY_NAMESPACE, "rollout", "status", "deployment/kuberay-operator", "--timeout=120s")
 
 
