@@ -87,6 +87,8 @@ def create_platform_api(source: PlatformSource, withdrawn: Sequence[WithdrawnRou
     @app.get("/models", summary="Served models with constitution hashes and artifact digests")
     async def models() -> dict[str, Any]:
         summary = summarize_status(await source.status())
+        if any(summary["applications"][name]["status"] != "RUNNING" for name in model_apps(summary)):
+            summary = summarize_status(await source.status(fresh=True))  # as /health: not from stale state
         out = []
         for name in model_apps(summary):
             entry: dict[str, Any] = {"application": name, "status": summary["applications"][name]["status"]}

@@ -121,3 +121,12 @@ def test_health_never_answers_503_from_state_that_may_be_stale() -> None:
     assert answer.status_code == 200 and answer.json()["applications"]["ns-cai"]["status"] == "RUNNING"
     still = TestClient(create_platform_api(FakeSource({"ns-cai": app_status("DEPLOY_FAILED")})))
     assert still.get("/health").status_code == 503, "a fresh look that is still unhealthy is 503"
+
+
+def test_models_does_not_list_an_application_as_deploying_from_state_that_may_be_stale() -> None:
+    class StaleThenFresh(FakeSource):
+        async def status(self, fresh: bool = False) -> dict[str, Any]:
+            return {"applications": {"ns-cai": app_status("RUNNING" if fresh else "DEPLOYING")}}
+
+    models = TestClient(create_platform_api(StaleThenFresh({}))).get("/models").json()["models"]
+    assert models[0]["status"] == "RUNNING" and models[0]["model"]["sha256"] == "a" * 64
