@@ -555,6 +555,18 @@ class QueueArgs(CamelModel):
     )
 
 
+class CanaryArgs(CamelModel):
+    """A second model of the same component that answers ``traffic_percent`` of the requests (``spec.canary``).
+
+    Every replica loads and verifies both models; requests are split by a deterministic stride, so each
+    replica sends exactly ``traffic_percent`` of every 100 requests it answers to the canary.
+    """
+
+    model_uri: str = Field(min_length=1, max_length=2048, description="The canary's artifact directory URI.")
+    model_sha256: str = Field(pattern=HEX64, description="Expected sha256 of the canary's weights.")
+    traffic_percent: int = Field(ge=0, le=100, description="Share of the requests the canary answers.")
+
+
 class ModelAppArgs(CamelModel):
     """The Serve config ``args`` of one ModelDeployment's application: everything a replica needs.
 
@@ -580,6 +592,7 @@ class ModelAppArgs(CamelModel):
     verification: VerificationArgs | None = Field(
         default=None, description="Keys the model's signature must verify with; None: the signature is not checked."
     )
+    canary: CanaryArgs | None = Field(default=None, description="A second model answering a share of the requests.")
 
     @property
     def constitution_hash(self) -> str:

@@ -84,7 +84,8 @@ class ModelServer:
         if not self.service.model.ready:
             raise ModelNotLoaded()
         if self.args.verification is not None:  # the bytes on storage are still the bytes signed
-            self.service.model.verify(self.args.verification.public_keys)
+            for model in self.service.models:
+                model.verify(self.args.verification.public_keys)
 
     async def _push_metrics(self) -> None:
         store = None

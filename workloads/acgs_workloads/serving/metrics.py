@@ -38,6 +38,7 @@ class ReplicaMetrics:
         self._refusals: dict[str, int] = {}
         self._overrides: dict[str, int] = {}
         self._decisions: dict[str, int] = {}
+        self._models: dict[str, int] = {}  # predictions answered, by model ("primary", "canary")
         self._audit: dict[tuple[str, str], int] = {}  # (kind, reason) of the audit lines written
 
     def observe_request(self, route: str, code: int, seconds: float) -> None:
@@ -63,6 +64,11 @@ class ReplicaMetrics:
         with self._lock:
             self._decisions[label] = self._decisions.get(label, 0) + 1
 
+    def answered_by(self, model: str, n: int = 1) -> None:
+        """``n`` predictions answered by ``model`` ("primary" or "canary")."""
+        with self._lock:
+            self._models[model] = self._models.get(model, 0) + n
+
     def audit(self, kind: str, reason: str) -> None:
         """One audit line written (:mod:`.audit`): a guard override or a refusal, by reason."""
         with self._lock:
@@ -83,6 +89,7 @@ class ReplicaMetrics:
                 "refusals": dict(self._refusals),
                 "overrides": dict(self._overrides),
                 "decisions": dict(self._decisions),
+                "models": dict(self._models),
                 "audit": [[kind, reason, n] for (kind, reason), n in sorted(self._audit.items())],
             }
 
@@ -100,6 +107,7 @@ def merge_snapshots(snapshots: Mapping[str, Iterable[Snapshot]]) -> dict[str, An
         refusals: dict[str, float] = {}
         overrides: dict[str, float] = {}
         decisions: dict[str, float] = {}
+        models: dict[str, float] = {}
         audit: dict[tuple[str, str], float] = {}
         buckets: list[float] = list(LATENCY_BUCKETS)
         count = 0
@@ -112,14 +120,15 @@ def merge_snapshots(snapshots: Mapping[str, Iterable[Snapshot]]) -> dict[str, An
                 acc = latency.setdefault(route, [0.0] * len(row))
                 for i, v in enumerate(row):
                     acc[i] += v
-            for key, target in (("refusals", refusals), ("overrides", overrides), ("decisions", decisions)):
+            for key, target in (("refusals", refusals), ("overrides", overrides), ("decisions", decisions),
+                                ("models", models)):
                 for label, n in snap.get(key, {}).items():
                     _add(target, str(label), n)
             for kind, reason, n in snap.get("audit", []):  # absent from a replica of an older version
                 _add(audit, (str(kind), str(reason)), n)
         merged[app] = {
             "replicas": count, "buckets": buckets, "requests": requests, "latency": latency,
-            "refusals": refusals, "overrides": overrides, "decisions": decisions, "audit": audit,
+            "refusals": refusals, "overrides": overrides, "decisions": decisions, "models": models, "audit": audit,
         }
     return merged
 
@@ -144,6 +153,10 @@ class _MergedCollector(Collector):
         )
         decisions = CounterMetricFamily("acgs_serve_decisions", "Decisions served, by label.",
                                         labels=["app", "decision"])
+        models = CounterMetricFamily(
+            "acgs_serve_predictions", "Predictions answered, by model: primary, or the canary (spec.canary).",
+            labels=["app", "model"],
+        )
         audit = CounterMetricFamily(
             "acgs_audit_events",
             "Decision audit lines written (logger acgs.audit): guard overrides and refusals, by reason.",
@@ -168,9 +181,11 @@ class _MergedCollector(Collector):
                 overrides.add_metric([app, principle], n)
             for decision, n in sorted(data["decisions"].items()):
                 decisions.add_metric([app, decision], n)
+            for model, n in sorted(data.get("models", {}).items()):
+                models.add_metric([app, model], n)
             for (kind, reason), n in sorted(data.get("audit", {}).items()):
                 audit.add_metric([app, kind, reason], n)
-        yield from (requests, latency, refusals, overrides, decisions, audit, replicas)
+        yield from (requests, latency, refusals, overrides, decisions, models, audit, replicas)
 
 
 def _le(bound: float) -> str:

@@ -13,7 +13,9 @@ tests drive the same code through FastAPI's TestClient.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -33,6 +35,7 @@ from acgs_workloads.serving.model import ServedModel, pick_device
 
 Row = dict[str, Any]
 PREDICT_ROUTE = "/predict"  # the one route that predicts (for the audit line of an override)
+PRIMARY, CANARY = "primary", "canary"  # which model answered (the acgs_serve_predictions counter)
 Batcher = Callable[[Any], Awaitable["Row | Exception"]]
 
 
@@ -69,22 +72,43 @@ def served_response_model(response_model: type[BaseModel]) -> type[BaseModel]:
     )
 
 
+def canary_picks(answered: int, n: int, percent: int) -> list[bool]:
+    """Which of the next ``n`` requests (after ``answered``) the canary answers: request ``k`` does when
+    ``floor((k + 1) * percent / 100)`` passes an integer, so any 100 consecutive requests send exactly
+    ``percent`` to the canary, spread evenly (a stride, not a coin: the share holds on every replica)."""
+    return [((k + 1) * percent) // 100 > (k * percent) // 100 for k in range(answered, answered + n)]
+
+
+def check_model(args: ModelAppArgs, model: ServedModel, uri: str) -> None:
+    """:class:`ModelLoadError` unless ``model`` is loaded, of the deployment's component and judged under its
+    constitution."""
+    if not model.ready or model.metadata is None:
+        raise ModelLoadError(f"artifact {uri} is not loaded")
+    if model.component.name != args.component:
+        raise ModelLoadError(f"artifact {uri} holds a {model.component.name} model, "
+                             f"the deployment serves {args.component}")
+    trained = model.trained_constitution_hash
+    if trained != args.constitution.hash:
+        raise ModelLoadError(
+            f"artifact {uri} was evaluated under constitution {trained or '<none>'}, "
+            f"the deployment serves {args.constitution.name}@{args.constitution.hash}; retrain or re-evaluate"
+        )
+
+
 class ModelService:
-    """Everything a ModelServer replica does per request, without Ray."""
+    """Everything a ModelServer replica does per request, without Ray.
+
+    With a canary (``args.canary``), both models are loaded and checked alike; :func:`canary_picks` sends its
+    share of the requests to the canary, and each response names the digest of the model that answered it.
+    """
 
     def __init__(self, args: ModelAppArgs, model: ServedModel, evaluator: Evaluator | None,
-                 metrics: ReplicaMetrics | None = None) -> None:
-        if not model.ready or model.metadata is None:
-            raise ModelLoadError(f"artifact {args.model_uri} is not loaded")
-        if model.component.name != args.component:
-            raise ModelLoadError(f"artifact {args.model_uri} holds a {model.component.name} model, "
-                                 f"the deployment serves {args.component}")
-        trained = model.trained_constitution_hash
-        if trained != args.constitution.hash:
-            raise ModelLoadError(
-                f"artifact {args.model_uri} was evaluated under constitution {trained or '<none>'}, "
-                f"the deployment serves {args.constitution.name}@{args.constitution.hash}; retrain or re-evaluate"
-            )
+                 metrics: ReplicaMetrics | None = None, canary: ServedModel | None = None) -> None:
+        check_model(args, model, args.model_uri)
+        if (canary is None) != (args.canary is None):
+            raise ValueError("a canary model is given exactly when args.canary is set")
+        if canary is not None and args.canary is not None:
+            check_model(args, canary, args.canary.model_uri)
         if args.runtime_guard and evaluator is None:
             raise ValueError("runtimeGuard is on but no constitution evaluator was given")
         self.args = args
@@ -94,6 +118,11 @@ class ModelService:
         self.auditor = Auditor(deployment=args.deployment, component=args.component,
                                constitution_hash=args.constitution.hash, model_sha256=model.sha256,
                                metrics=self.metrics)
+        self.canary = canary
+        self.canary_percent = args.canary.traffic_percent if args.canary is not None else 0
+        self.canary_auditor = replace(self.auditor, model_sha256=canary.sha256) if canary is not None else None
+        self._answered = 0  # predictions split so far (the canary's stride)
+        self._split_lock = threading.Lock()
         self.request_model = model.component.request_model
         self.response_model = served_response_model(model.component.response_model)
         self.batcher: Batcher | None = None
@@ -103,10 +132,20 @@ class ModelService:
                   ) -> ModelService:
         """Load (and sha256-verify) the artifact, compile the constitution; raises on any mismatch."""
         keys = args.verification.public_keys if args.verification is not None else ()
-        model = ServedModel(args.component, device=pick_device(gpus_assigned)).load(
-            args.model_uri, args.model_sha256, constitution_hash=args.constitution.hash, verification_keys=keys)
+
+        def load(uri: str, sha256: str) -> ServedModel:
+            return ServedModel(args.component, device=pick_device(gpus_assigned)).load(
+                uri, sha256, constitution_hash=args.constitution.hash, verification_keys=keys)
+
+        model = load(args.model_uri, args.model_sha256)
+        canary = load(args.canary.model_uri, args.canary.model_sha256) if args.canary is not None else None
         evaluator = guard_evaluator(args) if args.runtime_guard else None
-        return cls(args, model, evaluator, metrics)
+        return cls(args, model, evaluator, metrics, canary)
+
+    @property
+    def models(self) -> list[ServedModel]:
+        """The served models: the primary, then the canary if there is one."""
+        return [self.model] if self.canary is None else [self.model, self.canary]
 
     @property
     def constitution_hash(self) -> str:
@@ -149,10 +188,27 @@ class ModelService:
         return {**result, MATCHED_HASH: matched}
 
     def predict_batch(self, requests: Sequence[Any]) -> list[Row | Exception]:
-        """Responses (or a per-request refusal) for a batch: one forward pass, one guarded Rego evaluation."""
+        """Responses (or a per-request refusal) for a batch: one forward pass, one guarded Rego evaluation per
+        model that answers part of it (the canary's share goes to the canary)."""
+        if self.canary is None or self.canary_percent == 0 or not requests:
+            return self._answer(self.model, PRIMARY, requests)
+        with self._split_lock:
+            picks = canary_picks(self._answered, len(requests), self.canary_percent)
+            self._answered += len(requests)
+        out: list[Row | Exception | None] = [None] * len(requests)
+        for model, label, chosen in ((self.model, PRIMARY, False), (self.canary, CANARY, True)):
+            where = [i for i, pick in enumerate(picks) if pick == chosen]
+            if where:
+                for i, row in zip(where, self._answer(model, label, [requests[i] for i in where]), strict=True):
+                    out[i] = row
+        return [row for row in out if row is not None]
+
+    def _answer(self, model: ServedModel, label: str, requests: Sequence[Any]) -> list[Row | Exception]:
+        """``model`` answers ``requests``; the responses name its digest."""
         out: list[Row | Exception] = []
-        model = self.model  # one model answers the whole batch, and the responses name its digest
         classes = model.classes
+        auditor = self.canary_auditor if label == CANARY and self.canary_auditor is not None else self.auditor
+        self.metrics.answered_by(label, len(requests))
         predictions = model.predict_batch(requests, self.evaluator, self.args.constitution.hash_aliases)
         for request, prediction in zip(requests, predictions, strict=True):
             model_decision = prediction.guard.original_decision if prediction.guard is not None else None
@@ -164,8 +220,8 @@ class ModelService:
             served = classes[prediction.served_class]
             self.metrics.decision(served)
             if prediction.critical:
-                self.auditor.override(request, decision=served, model_decision=model_decision,
-                                      violated=prediction.critical, route=PREDICT_ROUTE)
+                auditor.override(request, decision=served, model_decision=model_decision,
+                                 violated=prediction.critical, route=PREDICT_ROUTE)
             out.append({**prediction.row(), MODEL_SHA256: model.sha256})
         return out
 
@@ -181,7 +237,16 @@ class ModelService:
             "sha256": self.model.sha256,
             "device": str(self.model.device),
             "guard": self.guard_stats(),
+            "canary": self.canary_summary(),
         }
+
+    def canary_summary(self) -> Row | None:
+        """The canary's digest and share (None without a canary)."""
+        if self.canary is None or self.args.canary is None:
+            return None
+        return {"uri": self.args.canary.model_uri, "sha256": self.canary.sha256,
+                "trafficPercent": self.canary_percent,
+                "lineage": self.canary.lineage.wire() if self.canary.lineage else None}
 
     def guard_stats(self) -> Row | None:
         """Engine queries, decisions evaluated and cache hits of the runtime guard (None when it is off)."""
@@ -218,6 +283,7 @@ class ModelService:
                 "metrics": meta.metrics.wire() if meta.metrics else None,
                 "compliance": meta.compliance.wire() if meta.compliance else None,
             },
+            "canary": self.canary_summary(),
             "classes": list(self.model.classes),
             "runtimeGuard": self.args.runtime_guard,
             "batching": batching,

@@ -117,7 +117,9 @@ def make_service(artifact: Artifact, constitution: ConstitutionSnapshot, evaluat
                  **overrides: Any) -> ModelService:
     args = make_args(artifact, constitution, **overrides)
     model = ServedModel(args.component).load(args.model_uri, args.model_sha256)
-    return ModelService(args, model, evaluator if args.runtime_guard else None)
+    canary = (ServedModel(args.component).load(args.canary.model_uri, args.canary.model_sha256)
+              if args.canary is not None else None)
+    return ModelService(args, model, evaluator if args.runtime_guard else None, canary=canary)
 
 
 @pytest.fixture
