@@ -43,6 +43,9 @@ class Reason(StrEnum):
     DEPLOYING = "Deploying"
     READY = "Ready"
     DEPLOY_FAILED = "DeployFailed"
+    CANARY_SERVING = "CanaryServing"
+    CANARY_BLOCKED = "CanaryBlocked"
+    COMPONENT_MISMATCH = "ComponentMismatch"
     # any kind
     CONSTITUTION_NOT_READY = "ConstitutionNotReady"
     RAY_UNAVAILABLE = "RayUnavailable"

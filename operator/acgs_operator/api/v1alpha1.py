@@ -314,6 +314,22 @@ class RolloutSpec(CamelModel):
     )
 
 
+class CanarySpec(CamelModel):
+    """A second model of the same component answering a share of the requests (compare KServe's
+    ``canaryTrafficPercent``). It passes the same gate as ``spec.model``; while it does not, ``spec.model``
+    answers every request. Promote: set ``spec.model`` to the canary's model and remove ``spec.canary``;
+    roll back: remove ``spec.canary`` (or set ``trafficPercent`` to 0)."""
+
+    model: ModelSource = Field(description="The canary model: a TrainingJob's, or an artifact pinned by sha256.")
+    traffic_percent: int = Field(
+        ge=0, le=100,
+        description=(
+            "Share of the requests the canary answers. Every replica loads both models and sends exactly this "
+            "many of every 100 requests it answers to the canary, spread evenly."
+        ),
+    )
+
+
 class VerificationSpec(CamelModel):
     """Which keys a served model's signature must verify with."""
 
@@ -357,6 +373,11 @@ class ModelDeploymentSpec(CamelModel):
                     ".queue.maxOngoingRequests",
                 ),
                 cel(
+                    "!has(self.canary) || self.canary.model != self.model",
+                    "canary.model must name another model than model",
+                    ".canary.model",
+                ),
+                cel(
                     "!has(self.onConstitutionChange) || self.onConstitutionChange != 'retrain' || "
                     "has(self.model.trainingJobRef)",
                     "onConstitutionChange retrain needs model.trainingJobRef (a model given by uri is not retrained)",
@@ -367,6 +388,9 @@ class ModelDeploymentSpec(CamelModel):
     )
 
     model: ModelSource = Field(description="Which model to serve.")
+    canary: CanarySpec | None = Field(
+        default=None, description="A second model that answers a share of the requests once it passes the gate."
+    )
     constitution_ref: LocalObjectReference = Field(description="The Constitution requests are checked against.")
     route_prefix: str | None = Field(
         default=None,
@@ -431,6 +455,21 @@ class RolloutStatus(CamelModel):
     completed_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
 
 
+class CanaryStatus(CamelModel):
+    """The canary of ``spec.canary``: its gate, and the share of the requests it answers now."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    phase: Literal["Pending", "Serving", "Blocked"] | None = Field(
+        default=None, description="Serving: it answers trafficPercent of the requests; Blocked: it failed its gate."
+    )
+    traffic_percent: int | None = Field(default=None, description="Share of the requests it answers now (0 unless "
+                                        "Serving).")
+    model: DeployedModel | None = None
+    compliance: DeploymentComplianceStatus | None = None
+    message: str | None = None
+
+
 class ReevaluationStatus(CamelModel):
     """The evaluation-only run of the served model under a changed Constitution."""
 
@@ -473,6 +512,7 @@ class ModelDeploymentStatus(CamelModel):
     replicas: ReplicaStatus | None = None
     reevaluation: ReevaluationStatus | None = None
     rollout: RolloutStatus | None = None
+    canary: CanaryStatus | None = None
 
 
 # --------------------------------------------------------------------------- kinds
@@ -562,6 +602,8 @@ MODEL_DEPLOYMENT = Kind(
         PrinterColumn("Ready", ".status.replicas.ready", "integer", priority=1),
         PrinterColumn("Digest", ".status.model.sha256", description="sha256 of the served weights", priority=1),
         PrinterColumn("Signed By", ".status.model.lineage.signedBy", priority=1),
+        PrinterColumn("Canary", ".status.canary.trafficPercent", "integer",
+                      description="Share of the requests the canary answers", priority=1),
         _age(),
     ),
 )

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 
 from acgs_operator.api.v1alpha1 import (
+    CanaryStatus,
     DeployedModel,
     DeploymentComplianceStatus,
     ModelDeploymentSpec,
@@ -39,6 +40,7 @@ from acgs_workloads.contract import (
     PLATFORM_APP,
     PLATFORM_APP_IMPORT,
     ArtifactMetadata,
+    CanaryArgs,
     Component,
     ConstitutionSnapshot,
     InvalidAppArgs,
@@ -166,6 +168,18 @@ def gate(
     )
 
 
+def canary_gate(spec: ModelDeploymentSpec, constitution: ConstitutionSnapshot | None, why_not: str,
+                primary: ModelEvidence, canary: ModelEvidence) -> GateVerdict:
+    """The gate of ``spec.canary``'s model: the one of ``spec.model`` (with the canary's sha256 pin), and the
+    component ``spec.model`` serves."""
+    assert spec.canary is not None
+    verdict = gate(spec.model_copy(update={"model": spec.canary.model}), constitution, why_not, canary)
+    if verdict.passed and primary.component and canary.component != primary.component:
+        return GateVerdict(False, Reason.COMPONENT_MISMATCH, f"the canary is a {canary.component} model, the "
+                           f"deployment serves {primary.component}", verdict.score, verdict.constitution_hash)
+    return verdict
+
+
 def app_name(namespace: str, name: str) -> str:
     return f"{namespace}-{name}"
 
@@ -183,8 +197,12 @@ def serve_application(
     constitution: ConstitutionSnapshot,
     api_key_sha256: str | None = None,
     verification_keys: Sequence[str] = (),
+    canary: CanaryArgs | None = None,
 ) -> dict[str, Any]:
     """The Serve REST config of one ModelDeployment's application (ServeApplicationSchema).
+
+    ``canary`` (a canary that passed its gate) is loaded by every replica next to the model, which sends it
+    its share of the requests; adding, changing or removing it is a rollout like any change of the args.
 
     ``spec.queue`` becomes Serve's own load shedding: ``max_ongoing_requests`` per replica, a bounded
     ``max_queued_requests`` in front of them, and ``backpressure_config`` so that Serve's proxy answers the
@@ -219,6 +237,7 @@ def serve_application(
         api_key_sha256=api_key_sha256 or None,
         queue=queue,
         verification=VerificationArgs(public_keys=list(verification_keys)) if verification_keys else None,
+        canary=canary,
     )
     return {
         "name": app_name(namespace, name),
@@ -470,6 +489,7 @@ class Observation:
     verification_keys: tuple[str, ...] = ()  # public keys the replicas verify the model's signature with
     reevaluation: ReevaluationStatus | None = None  # the evaluation-only run under a changed Constitution
     retraining: Retraining | None = None  # the new TrainingJob generation (onConstitutionChange retrain)
+    canary: ModelEvidence | None = None  # spec.canary's model (None without spec.canary)
 
     @property
     def app_name(self) -> str:
@@ -516,6 +536,8 @@ def decide(obs: Observation, now: str) -> Decision:
     if obs.applications is None:
         return unavailable(obs, Reason.RAY_UNAVAILABLE, obs.ray_error, now)
     name = obs.app_name
+    canary_verdict = (canary_gate(spec, obs.constitution, obs.why_no_constitution, evidence, obs.canary)
+                      if spec.canary is not None and obs.canary is not None else None)
     desired = None
     if verdict.passed and obs.constitution is not None:
         desired = serve_application(
@@ -526,6 +548,7 @@ def decide(obs: Observation, now: str) -> Decision:
             constitution=obs.constitution,
             api_key_sha256=obs.api_key.sha256,
             verification_keys=obs.verification_keys,
+            canary=_canary_args(spec, obs.canary, canary_verdict),
         )
     withdrawn = None if verdict.passed else _withdrawn_route(name, spec, evidence, verdict)
     reconfigure = needs_update(obs.applications, name, desired, withdrawn)
@@ -546,6 +569,10 @@ def decide(obs: Observation, now: str) -> Decision:
         )
     if obs.reevaluation is not None:
         status.reevaluation = obs.reevaluation
+    if spec.canary is not None and obs.canary is not None and canary_verdict is not None:
+        status.canary = canary_status(spec, obs.canary, canary_verdict, status.phase)
+    elif obs.status.canary is not None:
+        status.canary = None  # spec.canary removed: the merge patch deletes status.canary
     return Decision(
         status=status,
         events=_events(obs, status, verdict, reconfigure),
@@ -557,6 +584,40 @@ def decide(obs: Observation, now: str) -> Decision:
 
 
 TRANSIENT = frozenset({Reason.REEVALUATING, Reason.RETRAINING, Reason.TRAINING_NOT_COMPLETE})
+
+
+def _canary_args(spec: ModelDeploymentSpec, canary: ModelEvidence | None, verdict: GateVerdict | None
+                 ) -> CanaryArgs | None:
+    """What the replicas get of a canary that passed its gate (None: every request goes to spec.model)."""
+    if spec.canary is None or canary is None or verdict is None or not verdict.passed:
+        return None
+    if not canary.uri or not canary.sha256:
+        return None
+    return CanaryArgs(model_uri=canary.uri, model_sha256=canary.sha256, traffic_percent=spec.canary.traffic_percent)
+
+
+def canary_status(spec: ModelDeploymentSpec, evidence: ModelEvidence, verdict: GateVerdict, phase: Phase | None
+                  ) -> CanaryStatus:
+    """The canary answers its share once it passed its gate and the deployment is Ready with it."""
+    assert spec.canary is not None
+    percent = spec.canary.traffic_percent
+    state: Literal["Pending", "Serving", "Blocked"]
+    if not verdict.passed:
+        state = "Pending" if verdict.reason in TRANSIENT else "Blocked"
+        message = verdict.message
+    elif phase == "Ready":
+        state, message = "Serving", f"answers {percent}% of the requests; {verdict.message}"
+    elif phase == "Blocked":
+        state, message = "Pending", f"passed its gate ({verdict.message}); spec.model is not served"
+    else:
+        state, message = "Pending", f"passed its gate ({verdict.message}); the deployment is {phase or 'Pending'}"
+    return CanaryStatus(
+        phase=state,
+        traffic_percent=percent if state == "Serving" else 0,
+        model=_model(evidence),
+        compliance=_compliance(verdict, spec.compliance.min_score),
+        message=message[:1024],
+    )
 
 
 def _withdrawn_route(name: str, spec: ModelDeploymentSpec, evidence: ModelEvidence, verdict: GateVerdict
@@ -601,6 +662,7 @@ def _events(obs: Observation, new: ModelDeploymentStatus, verdict: GateVerdict, 
         out.append(Event.warning(verdict.reason, f"Serve application withdrawn: {verdict.message}"))
     elif reconfigure:
         out.append(Event.normal(Reason.DEPLOYING, f"Serve application {obs.app_name} configured"))
+    out += _canary_events(obs.status.canary, new.canary)
     run, before = obs.reevaluation, obs.status.reevaluation
     if run is not None and run.phase == "Complete" and (before is None or before.phase != "Complete"
                                                       or before.constitution_hash != run.constitution_hash):
@@ -619,3 +681,21 @@ def _events(obs: Observation, new: ModelDeploymentStatus, verdict: GateVerdict, 
         if ready is not None:
             out.append(Event.warning(Reason(ready.reason), ready.message))
     return out
+
+
+def _canary_events(before: CanaryStatus | None, after: CanaryStatus | None) -> list[Event]:
+    """An event when the canary starts serving, changes its share, or is blocked (for another reason)."""
+    if after is None or after.phase == "Pending" or _canary_state(before) == _canary_state(after):
+        return []
+    digest = (after.model.sha256 or "")[:12] if after.model else ""
+    if after.phase == "Serving":
+        return [Event.normal(Reason.CANARY_SERVING, f"canary {digest} answers {after.traffic_percent}% of the "
+                             "requests")]
+    return [Event.warning(Reason.CANARY_BLOCKED, f"canary {digest} not served: {after.message}")]
+
+
+def _canary_state(canary: CanaryStatus | None) -> tuple[str | None, int | None, str | None, str | None] | None:
+    if canary is None:
+        return None
+    return (canary.phase, canary.traffic_percent, canary.model.sha256 if canary.model else None,
+            canary.compliance.reason if canary.compliance else None)

@@ -23,6 +23,7 @@ from acgs_operator.api.v1alpha1 import (
     VERSION,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
+    ModelSource,
     ReevaluationStatus,
     SecretKeySelector,
     TrainingJobSpec,
@@ -51,11 +52,11 @@ class SecretUnavailable(Exception):
 # --------------------------------------------------------------------------- observe
 
 
-async def _evidence(md: ModelDeploymentSpec, namespace: str, tj_index: Index | None) -> build.ModelEvidence:
-    ref = md.model.training_job_ref
+async def _evidence(source: ModelSource, namespace: str, tj_index: Index | None) -> build.ModelEvidence:
+    ref = source.training_job_ref
     if ref is not None:
         return build.evidence_from_training_job(first(tj_index, (namespace, ref.name)), namespace, ref.name)
-    uri = md.model.uri or ""
+    uri = source.uri or ""
     # pyarrow (about 40 MB of RSS) is loaded only once a deployment names an artifact by URI
     from acgs_workloads import storage
 
@@ -150,7 +151,11 @@ async def _observe(
 ) -> build.Observation:
     ref = md.constitution_ref.name
     constitution, why = constitutions.resolve(first(constitutions_by_name, (namespace, ref)), ref)
-    evidence = await _evidence(md, namespace, trainingjobs_by_name)
+    evidence = await _evidence(md.model, namespace, trainingjobs_by_name)
+    canary = None
+    if md.canary is not None:  # gated as it is: never re-evaluated or retrained for a changed Constitution
+        canary = await _evidence(md.canary.model, namespace, trainingjobs_by_name)
+        canary = (await integrity.verify(memo.get("core_v1"), md, namespace, canary)).evidence
     ray = _ray(memo, md)
     applications: dict[str, ServeApplication] | None
     current = ModelDeploymentStatus.model_validate(dict(status))
@@ -180,6 +185,7 @@ async def _observe(
         verification_keys=keys,
         reevaluation=run,
         retraining=retraining,
+        canary=canary,
     )
 
 

@@ -65,6 +65,7 @@ def observation(
     applications: dict[str, ServeApplication] | None = None,
     ray_error: str = "",
     generation: int = 1,
+    canary: mds.ModelEvidence | None = None,
 ) -> mds.Observation:
     """What a reconcile of ns/md observed; Ray is unreachable when ``ray_error`` is given."""
     return mds.Observation(
@@ -80,4 +81,5 @@ def observation(
         applications=None if ray_error else dict(applications or {}),
         ray_error=ray_error,
         base_url=BASE_URL,
+        canary=canary,
     )
