@@ -373,7 +373,9 @@ class ModelDeploymentSpec(CamelModel):
                     ".queue.maxOngoingRequests",
                 ),
                 cel(
-                    "!has(self.canary) || self.canary.model != self.model",
+                    "!has(self.canary) || !((has(self.canary.model.trainingJobRef) && has(self.model.trainingJobRef) "
+                    "&& self.canary.model.trainingJobRef.name == self.model.trainingJobRef.name) || "
+                    "(has(self.canary.model.uri) && has(self.model.uri) && self.canary.model.uri == self.model.uri))",
                     "canary.model must name another model than model",
                     ".canary.model",
                 ),
