@@ -101,8 +101,15 @@ def test_signed_lineage_reevaluation(kubectl: Kubectl, acgs_operator, namespace:
     assert md["status"]["model"]["lineage"] == lineage
     url = md["status"]["url"]
     base = url.rsplit("/", 1)[0]
-    models = {m["application"]: m for m in httpx.get(f"{base}/models", timeout=30).json()["models"]}
-    served = models[f"{namespace}-cai"]["model"]
+    listed: dict[str, Any] = {}
+
+    def in_models() -> bool:  # /models answers from state refreshed every 0.5 s
+        models = {m["application"]: m for m in httpx.get(f"{base}/models", timeout=30).json()["models"]}
+        listed.update(models.get(f"{namespace}-cai") or {})
+        return "model" in listed
+
+    wait_until(in_models, timeout=10, interval=0.5, what="GET /models listing the deployment's model")
+    served = listed["model"]
     assert served["lineage"] == lineage, served
 
     # a foreign key blocks
