@@ -33,9 +33,15 @@ securityContext:
   allowPrivilegeEscalation: false
   capabilities:
     drop: ["ALL"]
-{{- with .rc.env }}
+{{- if or .rc.serveRouterEnv .rc.env }}
 env:
+  {{- range $name, $value := .rc.serveRouterEnv }}
+  - name: {{ $name }}
+    value: {{ $value | quote }}
+  {{- end }}
+  {{- with .rc.env }}
   {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end }}
 volumeMounts:
   - name: dshm

@@ -28,6 +28,15 @@ from acgs_operator.devenv.process import (
 )
 
 START_TIMEOUT = 120.0
+# Ray Serve's request router (in the HTTP proxy) under overload. With Ray's defaults (backoff up to 0.5 s when
+# every replica is at max_ongoing_requests, queue-length probes whose deadline doubles up to 1 s on a busy
+# replica) a saturated route on 2 cores answered 4 requests/s and stayed there after the load dropped to a
+# quarter of its capacity; with these it kept answering its capacity and recovered at once (README: Serving
+# under overload). The chart sets the same on every Ray pod (values rayCluster.serveRouterEnv).
+SERVE_ROUTER_ENV = {
+    "RAY_SERVE_ROUTER_RETRY_MAX_BACKOFF_S": "0.05",
+    "RAY_SERVE_MAX_QUEUE_LENGTH_RESPONSE_DEADLINE_S": "0.1",
+}
 
 
 @dataclass
@@ -94,6 +103,8 @@ class RayHead(LocalService):
         # Ray runs its workers (Serve proxy and replicas, training workers) at niceness 15 by default: on a
         # small shared machine they then starve behind the API server, the operator and a load generator.
         env.setdefault("RAY_worker_niceness", "0")
+        for key, value in SERVE_ROUTER_ENV.items():
+            env.setdefault(key, value)
         self.process = ManagedProcess(
             "ray head",
             [

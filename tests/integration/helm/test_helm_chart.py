@@ -85,6 +85,9 @@ def test_rendered_chart_passes_a_server_side_dry_run(
     head = ray["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
     assert {p["name"]: p["containerPort"] for p in head["ports"]}["dashboard"] == 8265
     assert {p["name"]: p["containerPort"] for p in head["ports"]}["serve"] == 8000
+    from acgs_operator.devenv.ray_local import SERVE_ROUTER_ENV
+
+    assert SERVE_ROUTER_ENV.items() <= {e["name"]: e.get("value") for e in head["env"]}.items()
     groups = {g["groupName"]: g for g in ray["spec"]["workerGroupSpecs"]}
     assert set(groups) == {"cpu", "gpu"}
     gpu = groups["gpu"]["template"]["spec"]["containers"][0]["resources"]
