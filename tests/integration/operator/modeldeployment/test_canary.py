@@ -90,8 +90,8 @@ def test_canary_share_block_and_promotion(kubectl: Kubectl, acgs_operator, names
         assert {a.status_code for a in answers} == {200}
         digests = [a.json()["model_sha256"] for a in answers]
         share = 100 * digests.count(canary_sha) / REQUESTS
-        print(f"\ncanary at {SHARE}%: {digests.count(canary_sha)} of {REQUESTS} answers from the canary ({share:.1f}%), "
-              f"{digests.count(primary_sha)} from the primary")
+        print(f"\ncanary at {SHARE}%: {digests.count(canary_sha)} of {REQUESTS} answers from the canary "
+              f"({share:.1f}%), {digests.count(primary_sha)} from the primary")
         assert abs(share - SHARE) <= 3 and digests.count(canary_sha) + digests.count(primary_sha) == REQUESTS
         base = url.rsplit("/", 1)[0]
         metrics = http.get(f"{base}/metrics").text
