@@ -191,4 +191,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from acgs_workloads.entrypoint import exit_process
+
+    exit_process(main())
