@@ -82,11 +82,12 @@ def port_forward(kubectl: Kubectl, namespace: str, target: str, remote: int) -> 
 
 def wait_json(
     kubectl: Kubectl, namespace: str, resource: str | list[str], predicate: Callable[[dict[str, Any]], bool],
-    timeout: float, what: str,
+    timeout: float, what: str, give_up: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> dict[str, Any]:
     """Poll ``kubectl get -o json`` until ``predicate`` holds; the failure names the last status seen.
 
-    ``resource``: ``kind/name``, or a list of ``kubectl get`` arguments (``["pods", "-l", "a=b"]``)."""
+    ``resource``: ``kind/name``, or a list of ``kubectl get`` arguments (``["pods", "-l", "a=b"]``).
+    ``give_up``: a reason to stop waiting at once (a terminal state the predicate can no longer reach)."""
     last: dict[str, Any] = {}
     args = [resource] if isinstance(resource, str) else resource
 
@@ -99,7 +100,8 @@ def wait_json(
         return last if predicate(last) else None
 
     try:
-        return wait_until(probe, timeout=timeout, interval=2.0, what=what)
+        return wait_until(probe, timeout=timeout, interval=2.0, what=what,
+                          abort=(lambda: give_up(last) if last else None) if give_up is not None else None)
     except Exception as exc:
         raise AssertionError(f"{exc}\nlast seen: {json.dumps(last.get('status', last))[:3000]}") from None
 

@@ -64,6 +64,15 @@ def phase_is(phase: str) -> Any:
     return lambda doc: (doc.get("status") or {}).get("phase") == phase
 
 
+def job_failed(doc: dict[str, Any]) -> str | None:
+    """A TrainingJob's Failed phase is final: no use waiting for Succeeded."""
+    status = doc.get("status") or {}
+    if status.get("phase") != "Failed":
+        return None
+    failed = next((c for c in status.get("conditions") or [] if c.get("type") == "Failed"), {})
+    return f"the TrainingJob Failed ({failed.get('reason')}): {str(failed.get('message'))[-2000:]}"
+
+
 def ray_cluster_ready(doc: dict[str, Any]) -> bool:
     return (doc.get("status") or {}).get("state") == "ready"
 
@@ -121,7 +130,7 @@ def trained(release: Kubectl) -> dict[str, Any]:
     start = time.monotonic()
     release.run("-n", WORKLOADS, "apply", "-f", "-", stdin=manifest("trainingjob.yaml"))
     job = wait_json(release, WORKLOADS, "trainingjob/node-ca", phase_is("Succeeded"), TRAIN_TIMEOUT,
-                    "TrainingJob node-ca Succeeded")
+                    "TrainingJob node-ca Succeeded", give_up=job_failed)
     print(f"\n[cluster] TrainingJob node-ca Succeeded in {elapsed(start)}")
     return job
 
@@ -193,7 +202,7 @@ def test_operator_pod_killed_is_restarted_without_a_duplicate_ray_job(release: K
     after = wait_operator_ready(release)
     assert after["metadata"]["uid"] != before["metadata"]["uid"]
     done = wait_json(release, WORKLOADS, "trainingjob/node-kill", phase_is("Succeeded"), TRAIN_TIMEOUT,
-                     "TrainingJob node-kill Succeeded after the operator pod was killed")
+                     "TrainingJob node-kill Succeeded after the operator pod was killed", give_up=job_failed)
     assert done["status"]["rayJob"]["submissionId"] == submission
     with port_forward(release, RELEASE_NAMESPACE, f"svc/{HEAD_SERVICE}", 8265) as dashboard:
         jobs = [j for j in ray_jobs(dashboard) if "node-kill" in (j.get("submission_id") or "")]
@@ -217,7 +226,7 @@ def test_ray_head_pod_deleted_is_recreated_and_the_job_follows_its_fault_toleran
     wait_json(release, RELEASE_NAMESPACE, f"raycluster/{RAY_CLUSTER}", ray_cluster_ready, 300, "RayCluster ready")
     # the new head's GCS does not know the job: the operator resubmits it (faultTolerance.maxFailures)
     done = wait_json(release, WORKLOADS, "trainingjob/node-head", phase_is("Succeeded"), TRAIN_TIMEOUT,
-                     "TrainingJob node-head Succeeded after the head pod was deleted")
+                     "TrainingJob node-head Succeeded after the head pod was deleted", give_up=job_failed)
     assert done["status"]["rayJob"].get("resubmissions", 0) >= 1, done["status"]["rayJob"]
 
 
