@@ -100,11 +100,14 @@ def test_canary_share_block_and_promotion(kubectl: Kubectl, acgs_operator, names
         # an unsigned canary is blocked; the primary answers everything and the deployment stays Ready
         unsigned_dir, unsigned_sha = nudged_copy(job["status"]["model"]["uri"], tmp_path, "unsigned", sign=False)
         patch_spec(kubectl, namespace, {"canary": {"model": {"uri": unsigned_dir, "sha256": unsigned_sha}}})
-        wait_until(lambda: canary_of(kubectl, namespace).get("phase") == "Blocked", timeout=60, interval=1,
-                   what="status.canary Blocked")
-        blocked = get(kubectl, "modeldeployment", "cai", namespace)
-        assert blocked["status"]["canary"]["compliance"]["reason"] == "SignatureInvalid"
-        assert blocked["status"]["canary"]["trafficPercent"] == 0
+        seen: dict[str, Any] = {}
+
+        def blocked() -> bool:  # one read: a timer that observed the old spec may still write once after the patch
+            seen.update(canary_of(kubectl, namespace))
+            return seen.get("phase") == "Blocked" and seen["compliance"]["reason"] == "SignatureInvalid"
+
+        wait_until(blocked, timeout=60, interval=1, what="status.canary Blocked (SignatureInvalid)")
+        assert seen["trafficPercent"] == 0
 
         def primary_only() -> bool:
             ready = get(kubectl, "modeldeployment", "cai", namespace)["status"]["phase"] == "Ready"
