@@ -128,6 +128,15 @@ def _aliases(aliases: Sequence[str]) -> str:
     return "[" + ", ".join(aliases) + "]"
 
 
+def rechecking(entry: Mapping[str, Any] | None) -> bool:
+    """A Constitution that was checked (it has a hash) and has been edited since: its handler has not checked
+    the new generation yet. Callers wait for that check instead of acting on the gap (a second or so)."""
+    if entry is None:
+        return False
+    status = ConstitutionStatus.model_validate(entry.get("status") or {})
+    return status.hash is not None and status.observed_generation != entry.get("generation")
+
+
 def resolve(entry: Mapping[str, Any] | None, name: str) -> tuple[ConstitutionSnapshot | None, str]:
     """A Valid, up-to-date Constitution as a snapshot; otherwise None and why not.
 

@@ -255,6 +255,11 @@ async def _apply(
 # --------------------------------------------------------------------------- handlers
 
 
+class ConstitutionRechecking(Exception):
+    """The Constitution was edited and its new generation is not checked yet: the deployment keeps what it has
+    (a serving route stays up) and is reconciled again once the check is written."""
+
+
 async def _reconcile(
     spec: kopf.Spec,
     meta: kopf.Meta,
@@ -270,6 +275,9 @@ async def _reconcile(
     """Observe, decide, apply. A ValidationError (an invalid spec) propagates to the caller."""
     md = ModelDeploymentSpec.model_validate(dict(spec))
     ns = namespace or "default"
+    ref = md.constitution_ref.name
+    if constitutions.rechecking(first(constitutions_by_name, (ns, ref))):
+        raise ConstitutionRechecking(f"Constitution {ref} was edited and is being checked")
     obs = await _observe(
         md, status, memo, ns, name, meta.get("uid", ""), meta["generation"], constitutions_by_name, trainingjobs_by_name
     )
@@ -301,6 +309,8 @@ async def reconcile_model_deployment(
     except ValidationError as exc:
         events.warning(body, Reason.INVALID_SPEC, str(exc))
         raise kopf.PermanentError(f"invalid ModelDeployment spec: {exc}") from exc
+    except ConstitutionRechecking as exc:
+        raise kopf.TemporaryError(str(exc), delay=1) from exc
     if decision.outage is not None:
         raise kopf.TemporaryError(decision.outage.message, delay=min(60, 2 ** min(retry, 5)))
 
@@ -340,6 +350,8 @@ async def follow_model_deployment(
         )
     except ValidationError:
         return  # the change handler reported it
+    except ConstitutionRechecking:
+        return  # the next tick, once the Constitution's handler has checked it
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -201,3 +201,17 @@ def test_resolve_carries_the_aliases_into_the_snapshot() -> None:
     assert snapshot.wire()["hashAliases"] == [ALIAS] and snapshot.accepted_hashes == ("cd5ebfe6b284d24b", ALIAS)
     plain, _ = constitutions.resolve(entry({**status, "hashAliases": []}), "default")
     assert plain is not None and plain.hash_aliases == []
+
+
+@pytest.mark.parametrize(
+    ("index_entry", "rechecking"),
+    [
+        (None, False),
+        (entry({}), False),  # never checked: resolve says so, and a deployment is Blocked until it is
+        (entry({"hash": "cdd01ef066bc6cf2", "observedGeneration": 1, "conditions": [VALID]}), False),
+        (entry({"hash": "cdd01ef066bc6cf2", "observedGeneration": 1, "conditions": [VALID]}, generation=2), True),
+    ],
+    ids=["missing", "unchecked", "checked", "edited"],
+)
+def test_rechecking_is_an_edit_not_yet_checked(index_entry: dict | None, rechecking: bool) -> None:
+    assert constitutions.rechecking(index_entry) is rechecking

@@ -120,6 +120,39 @@ def change_constitution(world: dict[str, Any], new_hash: str) -> None:
     world["constitutions_by_name"].add(("ns", "default"), {**entry, "status": {**entry["status"], "hash": new_hash}})
 
 
+def edit_constitution(world: dict[str, Any]) -> None:
+    """The Constitution ``default`` in ``ns`` is edited; its handler has not checked the new generation yet."""
+    entry = world["constitutions_by_name"][("ns", "default")][0]
+    world["constitutions_by_name"].add(("ns", "default"), {**entry, "generation": entry["generation"] + 1})
+
+
+def test_a_constitution_being_checked_after_an_edit_leaves_a_serving_deployment_alone(
+    make_merge_patched_resource: type[MergePatchedResource],
+    md_memo: kopf.Memo,
+    world: dict[str, Any],
+    ray: FakeRayClient,
+    recorded_events: Recorder,
+) -> None:
+    md = make_merge_patched_resource("ModelDeployment", {**MD_SPEC, "onConstitutionChange": "block"}, name="md")
+    reconcile(md, md_memo, world)
+    ray.set_app_status("ns-md", "RUNNING")
+    tick(md, md_memo, world)
+    assert md.status["phase"] == "Ready"
+    edit_constitution(world)
+    tick(md, md_memo, world)
+    assert md.status["phase"] == "Ready" and "ns-md" in ray.applications, "no Blocked for the second of the check"
+    with pytest.raises(kopf.TemporaryError, match="Constitution default was edited and is being checked"):
+        reconcile(md, md_memo, world)
+    assert md.status["phase"] == "Ready" and recorded_events.reasons == ["Deploying", "Ready"]
+    entry = world["constitutions_by_name"][("ns", "default")][0]  # checked: a new hash
+    world["constitutions_by_name"].add(
+        ("ns", "default"),
+        {**entry, "status": {**entry["status"], "hash": "1" * 16, "observedGeneration": entry["generation"]}},
+    )
+    tick(md, md_memo, world)
+    assert md.status["phase"] == "Blocked" and md.condition("CompliancePassed")["reason"] == "ConstitutionChanged"
+
+
 def test_constitution_change_withdraws_the_route(
     make_merge_patched_resource: type[MergePatchedResource],
     md_memo: kopf.Memo,
