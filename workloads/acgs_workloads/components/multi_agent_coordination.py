@@ -7,9 +7,12 @@ role by its words (:data:`ROLE_WORDS`: e.g. ethics -> safety-reviewer, legal -> 
 executor); a name with no known word is refused (422). The model reads ``task_description`` (hashed n-grams,
 :mod:`.language`) with the roles present and the priority, and returns the lead and strategy (classes are
 (lead role, strategy) pairs; absent roles are masked out) plus the facts it read (task kind, personal data,
-risk). The reference choice follows the constitution (PII work led by the privacy officer, high-risk work
-led by an oversight role, critical work by consensus) plus house preferences (task-type leads, strategy by
-size and urgency); an unobserved "busy" factor sometimes hands a non-mandated lead to the next candidate.
+risk, who is busy). The reference choice follows the constitution (PII work led by the privacy officer,
+high-risk work led by an oversight role, critical work by consensus) plus house preferences (task-type
+leads, strategy by size and urgency). A task description may say that one of the agents is busy ("the
+planner is on leave"): a busy first choice hands the lead to the next candidate unless the constitution
+mandates it (PII work, high-risk work); a busy agent that is not the first choice changes nothing. A share
+of strategies is noise (reviewer disagreement).
 """
 
 from __future__ import annotations
@@ -68,9 +71,20 @@ TASK_OBJECTS = {
     False: ("the release schedule", "the server migration", "the quarterly roadmap", "the build pipeline",
             "the office move", "the documentation backlog", "the cache configuration"),
 }
-BUSY_SHARE = 0.08
+ROLE_PHRASES = {
+    "planner": ("the planner", "our project manager", "the coordinator"),
+    "researcher": ("the researcher", "our analyst", "the data scientist"),
+    "executor": ("the executor", "the ops team", "our engineer"),
+    "auditor": ("the auditor", "legal", "the compliance officer"),
+    "privacy-officer": ("the privacy officer", "our DPO", "the data protection officer"),
+    "safety-reviewer": ("the safety reviewer", "the ethics reviewer", "our trust and safety lead"),
+}
+BUSY_PHRASES = ("{} is busy this week", "{} is on leave", "{} is tied up with another project",
+                "{} is away until Monday", "{} has no capacity right now")
+BUSY_SHARE = 0.08  # the first choice is busy (stated in the task description)
+DISTRACTOR_SHARE = 0.08  # another agent is busy (stated; changes nothing)
 STRATEGY_NOISE = 0.03
-FACT_WIDTH = 1 + 4 + 4  # personal data, risk level, task kind
+FACT_WIDTH = 1 + 4 + 4 + 1 + len(ROLES)  # personal data, risk level, task kind, busy role (none or one)
 
 
 def role_of(name: str) -> str | None:
@@ -135,6 +149,7 @@ class CoordinationFacts(BaseModel):
     task_kind: str
     contains_pii: bool
     risk_level: str
+    busy_role: str | None = Field(default=None, description="The role the task description says is busy.")
 
 
 class CoordinationResponse(BaseModel):
@@ -146,12 +161,12 @@ class CoordinationResponse(BaseModel):
     constitutional_hash: str
 
 
-def reference_choice(cols: Columns, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
-    """(lead role index, strategy index) per row; ``rng`` adds the busy factor and strategy noise."""
+def preference_order(cols: Columns) -> tuple[np.ndarray, np.ndarray]:
+    """(scores [n, roles], roles by preference [n, roles]): mandated roles dominate, then the task's natural
+    lead, then a fixed order; absent roles score -inf."""
     present = cols["present"]
     n = present.shape[0]
-    risk, task, priority = cols["risk"], cols["task"], cols["priority"]
-    # preference score per role: mandated roles dominate, then the task's natural lead, then a fixed order
+    risk, task = cols["risk"], cols["task"]
     score = np.tile(np.linspace(0.6, 0.1, len(ROLES)), (n, 1))
     for t, role in TASK_LEAD.items():
         score[task == TASKS.index(t), ROLES.index(role)] += 2.0
@@ -161,16 +176,25 @@ def reference_choice(cols: Columns, rng: np.random.Generator | None) -> tuple[np
     score[high, ROLES.index("privacy-officer")] += 3.0
     score[cols["contains_pii"], ROLES.index("privacy-officer")] += 10.0
     score = np.where(present, score, -np.inf)
-    order = np.argsort(-score, axis=1)
+    return score, np.argsort(-score, axis=1)
+
+
+def reference_choice(cols: Columns, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+    """(lead role index, strategy index) per row. A ``busy`` column (role index, -1 for none) hands a busy,
+    non-mandated first choice's lead to the next candidate; ``rng`` adds strategy noise."""
+    present = cols["present"]
+    n = present.shape[0]
+    risk, task, priority = cols["risk"], cols["task"], cols["priority"]
+    score, order = preference_order(cols)
     lead = order[:, 0]
-    if rng is not None:
+    if "busy" in cols:
         best = score[np.arange(n), lead]
         mandated = (cols["contains_pii"] & present[:, ROLES.index("privacy-officer")]) | (
-            high & (present & OVERSIGHT).any(axis=1)
+            (risk >= 2) & (present & OVERSIGHT).any(axis=1)
         )
         second_ok = present.sum(axis=1) > 1
-        busy = (rng.random(n) < BUSY_SHARE) & ~mandated & second_ok & np.isfinite(best)
-        lead = np.where(busy, order[:, 1], lead)
+        skip = (cols["busy"] == lead) & ~mandated & second_ok & np.isfinite(best)
+        lead = np.where(skip, order[:, 1], lead)
     size = present.sum(axis=1)
     strategy = np.zeros(n, dtype=np.int64)
     strategy = np.where((task == TASKS.index("research")) & (size >= 4), 1, strategy)
@@ -184,21 +208,45 @@ def reference_choice(cols: Columns, rng: np.random.Generator | None) -> tuple[np
     return lead.astype(np.int64), strategy.astype(np.int64)
 
 
+def busy_roles(cols: Columns, rng: np.random.Generator) -> np.ndarray:
+    """The busy agent's role per row (-1: none): the first choice in :data:`BUSY_SHARE` of rows, another
+    present agent in :data:`DISTRACTOR_SHARE`."""
+    present = cols["present"]
+    n = present.shape[0]
+    first = preference_order(cols)[1][:, 0]
+    others = present.copy()
+    others[np.arange(n), first] = False
+    other = np.where(others, rng.random(present.shape), -1.0).argmax(axis=1)
+    u = rng.random(n)
+    busy = np.where(u < BUSY_SHARE, first, -1)
+    busy = np.where((u >= BUSY_SHARE) & (u < BUSY_SHARE + DISTRACTOR_SHARE) & others.any(axis=1), other, busy)
+    return busy.astype(np.int64)
+
+
 def compose_tasks(cols: Columns, rng: np.random.Generator) -> np.ndarray:
-    """Task descriptions in words for latent (task, personal data, risk) columns."""
+    """Task descriptions in words for latent (task, personal data, risk, busy agent) columns."""
     n = cols["task"].shape[0]
     out = np.empty(n, dtype=object)
     verbs: list[int] = np.asarray(rng.integers(0, 6, n)).tolist()
     objs: list[int] = np.asarray(rng.integers(0, 7, n)).tolist()
     risk_words: list[int] = np.asarray(rng.integers(0, 4, n)).tolist()
     order: list[float] = np.asarray(rng.random(n)).tolist()
+    who_words: list[int] = np.asarray(rng.integers(0, 3, n)).tolist()
+    busy_words: list[int] = np.asarray(rng.integers(0, len(BUSY_PHRASES), n)).tolist()
+    busy_first: list[float] = np.asarray(rng.random(n)).tolist()
     for i in range(n):
         verb = TASK_VERBS[TASKS[int(cols["task"][i])]][int(verbs[i])]
         obj = TASK_OBJECTS[bool(cols["contains_pii"][i])][int(objs[i])]
         risk = lang.RISK_WORDS[int(cols["risk"][i])][int(risk_words[i])]
         text = f"{verb} {obj}"
         text = f"{text}; {risk}" if risk and order[i] < 0.5 else f"{risk}: {text}" if risk else text
-        out[i] = text[:1].upper() + text[1:]
+        text = text[:1].upper() + text[1:]
+        if "busy" in cols and cols["busy"][i] >= 0:
+            who = ROLE_PHRASES[ROLES[int(cols["busy"][i])]][int(who_words[i])]
+            note = BUSY_PHRASES[int(busy_words[i])].format(who)
+            note = note[:1].upper() + note[1:]
+            text = f"{text}. {note}." if busy_first[i] >= 0.5 else f"{note}. {text}"
+        out[i] = text
     return out
 
 
@@ -222,6 +270,7 @@ class MultiAgentCoordination(Component):
             "contains_pii": rng.random(examples) < 0.35,
             "risk": (rng.random((examples, 1)) > np.array([0.35, 0.65, 0.9])).sum(axis=1).astype(np.int64),
         }
+        cols["busy"] = busy_roles(cols, rng)
         lead, strategy = reference_choice(cols, rng)
         cols["text"] = compose_tasks(cols, rng)
         cols[LABEL] = lead * len(STRATEGIES) + strategy
@@ -244,7 +293,10 @@ class MultiAgentCoordination(Component):
         return {"x": x, "mask": np.repeat(cols["present"], len(STRATEGIES), axis=1)}
 
     def targets(self, cols: Columns) -> dict[str, np.ndarray]:
-        return {"facts": np.stack([cols["contains_pii"].astype(np.int64), cols["risk"], cols["task"]], axis=1)}
+        n = cols["present"].shape[0]
+        busy = cols["busy"] if "busy" in cols else np.full(n, -1, dtype=np.int64)  # a file without the column
+        return {"facts": np.stack([cols["contains_pii"].astype(np.int64), cols["risk"], cols["task"], busy + 1],
+                                  axis=1)}
 
     def build_model(self, spec: ModelSpec) -> nn.Module:
         return TextClassifier(lang.BUCKETS, len(CLASSES), FACT_WIDTH, spec)
@@ -256,6 +308,7 @@ class MultiAgentCoordination(Component):
         loss = F.cross_entropy(masked_logits(out[:, :c], batch.get("mask")), batch["y"])
         aux = F.binary_cross_entropy_with_logits(facts[:, 0], f[:, 0].float())
         aux = aux + F.cross_entropy(facts[:, 1:5], f[:, 1]) + F.cross_entropy(facts[:, 5:9], f[:, 2])
+        aux = aux + F.cross_entropy(facts[:, 9:FACT_WIDTH], f[:, 3])  # who the description says is busy
         return loss + 0.5 * aux
 
     def apply_facts(self, cols: Columns, fact_logits: np.ndarray) -> None:
@@ -263,6 +316,7 @@ class MultiAgentCoordination(Component):
         read_pii = fact_logits[:, 0] > 0.0
         read_risk = fact_logits[:, 1:5].argmax(axis=1)
         cols["task"] = fact_logits[:, 5:9].argmax(axis=1).astype(np.int64)
+        cols["busy"] = fact_logits[:, 9:FACT_WIDTH].argmax(axis=1).astype(np.int64) - 1
         cols["contains_pii"] = (cols["pii_stated"] == 1) | read_pii
         cols["risk"] = np.maximum(cols["risk_stated"], read_risk).astype(np.int64)
 
@@ -318,6 +372,7 @@ class MultiAgentCoordination(Component):
         agents = request.agents
         lead = next(a for a in agents if a.role == ROLES[lead_role])
         task = TASKS[int(cols["task"][index])]
+        busy = int(cols["busy"][index]) if "busy" in cols else -1
         subtasks = [
             SubTask(agent=a.name, role=a.role,
                     subtask=("lead: coordinate the team and " if a.name == lead.name else "")
@@ -330,6 +385,7 @@ class MultiAgentCoordination(Component):
             assignments={s.agent: s.subtask for s in subtasks},
             subtasks=subtasks,
             facts=CoordinationFacts(task_kind=task, contains_pii=bool(cols["contains_pii"][index]),
-                                    risk_level=RISK_LEVELS[int(cols["risk"][index])]),
+                                    risk_level=RISK_LEVELS[int(cols["risk"][index])],
+                                    busy_role=ROLES[busy] if busy >= 0 else None),
             constitutional_hash=constitution_hash,
         )

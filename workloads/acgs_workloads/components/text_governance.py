@@ -184,6 +184,14 @@ def fact_loss(fact_logits: torch.Tensor, facts: torch.Tensor) -> torch.Tensor:
     return loss + F.cross_entropy(fact_logits[:, base + 4 : base + 8], facts[:, s + 1])
 
 
+def fact_one_hot(facts: torch.Tensor, groups: Sequence[int]) -> torch.Tensor:
+    """Fact targets (one column per group) as the decision head reads facts: a yes/no fact as 0/1, a one-of-n
+    fact one-hot (what the fact head's probabilities are once it reads the text right)."""
+    parts = [facts[:, g : g + 1].float() if size == 1 else F.one_hot(facts[:, g].long(), size).float()
+             for g, size in enumerate(groups)]
+    return torch.cat(parts, dim=1)
+
+
 def facts_row(cols: Columns, i: int) -> dict[str, Any]:
     """The constitution's ``input.request`` of row ``i`` (the facts judged)."""
     row: dict[str, Any] = {flag: bool(cols[flag][i]) for flag in FLAGS}
@@ -292,10 +300,20 @@ class TextGovernance(Component):
         decision = F.cross_entropy(masked_logits(out[:, :c], batch.get("mask")), batch["y"])
         facts = out[:, c:]
         loss = fact_loss(facts, batch["facts"])
-        start, column = lang.FACT_WIDTH, len(lang.FACT_GROUPS) - len(lang.SAFETY_FLAGS) * 2 + len(lang.SAFETY_FLAGS)
-        for size in self.fact_groups[len(lang.FACT_GROUPS):]:  # component facts (e.g. framework and scope)
+        # component facts (e.g. framework and scope): their logits follow the shared FACT_WIDTH, their targets
+        # follow the shared facts' one column per group
+        start, column = lang.FACT_WIDTH, len(lang.FACT_GROUPS)
+        for size in self.fact_groups[len(lang.FACT_GROUPS):]:
             loss = loss + F.cross_entropy(facts[:, start : start + size], batch["facts"][:, column])
             start, column = start + size, column + 1
+        inner = getattr(model, "module", model)  # inside a DDP wrapper or not
+        if isinstance(inner, TextClassifier) and inner.decide is not None:
+            # the decision rule itself, taught on the true facts from the first step: the decision head reads
+            # the fact head's probabilities, which say little until the fact head has learnt to read, so
+            # without this the rule (constitution, house rules, framework controls) is learnt late and loosely
+            known = fact_one_hot(batch["facts"], self.fact_groups).to(out.dtype)
+            rule = inner.decide(known).float()
+            decision = decision + F.cross_entropy(masked_logits(rule, batch.get("mask")), batch["y"])
         return decision + FACT_LOSS_WEIGHT * loss
 
     # ---------------------------------------------------------------- serving
