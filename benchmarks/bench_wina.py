@@ -1,11 +1,12 @@
 """WINA on a trained transformer: accuracy vs sparsity, and the measured MLP speed-up.
 
-    python benchmarks/bench_wina.py [--examples 6000] [--epochs 6] [--hidden 64] [--device cpu|cuda]
+    python benchmarks/bench_wina.py [--examples 12000] [--epochs 4] [--hidden 64] [--device cpu|cuda]
 
-Trains a transformer-efficiency model through the standalone training loop, then applies WINA
-(training-free) at sparsity 0.25/0.5/0.75 and reports test accuracy for per-token selection (masked
-reference) and batch-shared selection, plus the MLP time dense vs WINA with gathered columns at the
-trained size and at larger widths (random weights: speed only).
+Trains the wina-optimization transformer (the text governance task read as token ids) through the standalone
+training loop, then applies WINA (training-free) at sparsity 0.25/0.5/0.75 (and ``--sparsity``, the spec's
+``model.winaSparsity``) and reports test accuracy for per-token selection (masked reference) and batch-shared
+selection, plus the MLP time dense vs WINA with gathered columns at the trained size and at larger widths
+(random weights: speed only).
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from acgs_workloads.contract import TrainRunConfig
 from acgs_workloads.training import run_training
 
 
-def trained_model(examples: int, epochs: int, hidden: int) -> tuple[torch.nn.Module, np.ndarray, np.ndarray, dict]:
+def trained_model(examples: int, epochs: int, hidden: int, sparsity: float
+                  ) -> tuple[torch.nn.Module, np.ndarray, np.ndarray, dict]:
     root = tempfile.mkdtemp(prefix="acgs-bench-wina-")
     cfg = TrainRunConfig.model_validate({
         "runId": "bench-wina", "component": "wina-optimization", "constitution": default_constitution().wire(),
         "dataset": {"generator": {"examples": examples, "seed": 42}},
-        "model": {"hiddenSize": hidden, "heads": 4, "layers": 2, "sequenceLength": 32},
+        "model": {"hiddenSize": hidden, "heads": 4, "layers": 2, "sequenceLength": 96, "dropout": 0.0,
+                  "winaSparsity": sparsity},
         "training": {"epochs": epochs, "batchSize": 64, "learningRate": 0.003},
         "artifactRoot": root, "useRay": False,
     })
@@ -43,7 +46,7 @@ def trained_model(examples: int, epochs: int, hidden: int) -> tuple[torch.nn.Mod
     _, test = run_split(cfg)
     info = {"finalLoss": outcome.final_loss, "trainSamplesPerSecond": outcome.samples_per_second,
             "trainWallSeconds": outcome.wall_seconds}
-    return model, test["tokens"], test["label"], info
+    return model, component.inputs(test, cfg.model)["x"], test["label"], info
 
 
 def speed_at_width(hidden: int, tokens: int, device: str, repeats: int) -> dict[str, dict]:
@@ -58,8 +61,9 @@ def speed_at_width(hidden: int, tokens: int, device: str, repeats: int) -> dict[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--examples", type=int, default=6000)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--examples", type=int, default=12000)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--sparsity", type=float, default=0.5, help="model.winaSparsity (also measured)")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--widths", type=int, nargs="*", default=[256, 1024])
     parser.add_argument("--device", default="cpu")
@@ -71,20 +75,23 @@ def main() -> None:
         print(json.dumps({"mlpSpeedupByWidth": widths, "device": args.device,
                           "torchThreads": torch.get_num_threads()}, indent=2))
         return
-    model, tokens, labels, info = trained_model(args.examples, args.epochs, args.hidden)
+    model, tokens, labels, info = trained_model(args.examples, args.epochs, args.hidden, args.sparsity)
     hidden = block_inputs(model, tokens)
+    sparsities = sorted({0.0, *SPARSITIES, args.sparsity})
+    classes = len(get("wina-optimization").classes)
     report = {
         "training": info,
         "testExamples": len(labels),
-        "accuracyPerToken": accuracy_vs_sparsity(model, tokens, labels, mode="mask"),
-        "accuracyBatchShared": accuracy_vs_sparsity(model, tokens, labels, mode="shared"),
+        "accuracyPerToken": accuracy_vs_sparsity(model, tokens, labels, sparsities, mode="mask", classes=classes),
+        "accuracyBatchShared": accuracy_vs_sparsity(model, tokens, labels, sparsities, mode="shared",
+                                                    classes=classes),
         "mlpSpeedupTrainedModel": {
             "hidden": args.hidden,
             "batchShared": mlp_speedup(model.blocks[0], hidden, mode="shared", repeats=args.repeats),  # type: ignore[arg-type,index]
             "singleTokenGather": mlp_speedup(model.blocks[0], hidden[:1], mode="gather", repeats=args.repeats),  # type: ignore[arg-type,index]
         },
         "mlpSpeedupByWidth": {str(w): speed_at_width(w, 2048, args.device, args.repeats) for w in args.widths},
-        "sparsities": list(SPARSITIES),
+        "sparsities": sparsities,
         "device": args.device,
         "torchThreads": torch.get_num_threads(),
     }

@@ -186,7 +186,13 @@ class ModelSpec(CamelModel):
     heads: int = Field(default=4, ge=1, le=64, description="Attention heads (transformer components).")
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0, description="Dropout probability.")
     sequence_length: int = Field(
-        default=32, ge=4, le=8192, description="Tokens per example (transformer components)."
+        default=96, ge=4, le=8192,
+        description="Tokens per request (transformer components): context tokens and words, longer requests are cut.",
+    )
+    wina_sparsity: float = Field(
+        default=0.5, ge=0.0, le=0.95,
+        description="wina-optimization: share of each layer's input features WINA zeroes at inference "
+        "(0 is the dense model).",
     )
 
 

@@ -144,7 +144,9 @@ def run(cfg: TrainRunConfig) -> ResultEvent:
         "gates": result.gates.wire(),
     }
     if cfg.component in ("transformer-efficiency", "wina-optimization"):
-        extra["trainTokensPerSecond"] = outcome.samples_per_second * cfg.model.sequence_length
+        # the requests' tokens (the test split's mean), not their padding: the model cuts all-padding columns
+        per_request = float(result.extra.get("tokensPerRequest", cfg.model.sequence_length))
+        extra["trainTokensPerSecond"] = outcome.samples_per_second * per_request
     artifact = save_artifact(
         cfg.artifact_root,
         cfg.run_id,

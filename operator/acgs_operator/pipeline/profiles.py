@@ -1,10 +1,9 @@
 """Profiles scale the samples (pure: samples in, patched copies out).
 
-``full`` runs the samples as written. ``small`` shrinks datasets and epochs for the CI end-to-end test.
-The served components keep their gates. The two transformer components cannot reach their samples' gates
-at CI size: measured with plain torch on the 2-core machine at 4,000 examples x 4 epochs, batch 128,
-transformer-efficiency scored compliance 0.818 (accuracy 0.635) and wina-optimization 0.809 (0.618), so
-``small`` gates them at 0.75 (below what was measured; the report shows every threshold).
+``full`` runs the samples as written. ``small`` shrinks datasets and epochs for the CI end-to-end test; every
+component keeps its sample's gates (the default minCompliance 0.9). Measured with plain torch on one thread of
+the 2-core machine at the ``small`` sizes, transformer-efficiency (8,000 x 3) and wina-optimization (8,000 x 3,
+WINA sparsity 0.5) pass it: see their samples' comments for the figures.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from acgs_operator.pipeline.samples import Manifest, Samples, component_of, depl
 class Scale:
     examples: int
     epochs: int
-    min_compliance: float | None = None  # a lower gate where the smaller run cannot reach the sample's (said so)
 
 
 PROFILES: dict[str, Mapping[str, Scale]] = {
@@ -27,10 +25,10 @@ PROFILES: dict[str, Mapping[str, Scale]] = {
     "small": {
         "constitutional-ai": Scale(examples=12000, epochs=3),
         "policy-governance": Scale(examples=12000, epochs=4),
-        "multi-agent-coordination": Scale(examples=6000, epochs=3),
+        "multi-agent-coordination": Scale(examples=20000, epochs=2),
         "performance-optimization": Scale(examples=10000, epochs=8),
-        "transformer-efficiency": Scale(examples=4000, epochs=4, min_compliance=0.75),
-        "wina-optimization": Scale(examples=4000, epochs=4, min_compliance=0.75),
+        "transformer-efficiency": Scale(examples=8000, epochs=3),
+        "wina-optimization": Scale(examples=8000, epochs=3),
     },
 }
 
@@ -50,10 +48,6 @@ def scale_job(job: Manifest, scale: Scale | None) -> Manifest:
     if faults.get("checkpointEvery", 1) > scale.epochs:
         faults["checkpointEvery"] = scale.epochs
     spec.update(dataset=dataset, training=training)
-    if scale.min_compliance is not None:
-        evaluation = dict(spec.get("evaluation") or {})
-        evaluation["gates"] = {**(evaluation.get("gates") or {}), "minCompliance": scale.min_compliance}
-        spec["evaluation"] = evaluation
     if faults:
         spec["faultTolerance"] = faults
     return {**job, "spec": spec}

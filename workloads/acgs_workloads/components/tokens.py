@@ -1,90 +1,63 @@
-"""Governance requests as token sequences (transformer-efficiency, wina-optimization).
+"""Requests in plain words as token-id sequences (transformer-efficiency, wina-optimization).
 
-Each governance fact is a two-token slot ``(modifier, keyword)``; the modifier ``NOT`` negates consent,
-audit trail, explanation and human oversight, so the model must read order, not just a bag of words.
-Slots sit at random pair positions after ``CLS``; the rest is filler, and half of the sequences carry a
-distractor ``NOT`` in front of a filler word.
+A sequence is ``CLS``, the request's structured context tokens (``ctx:consent=1``, ``s:healthcare``: the same
+strings the text classifier reads, see :func:`~acgs_workloads.components.text_governance.context_tokens`), then
+the request's words in order, ``PAD`` to the model's ``sequenceLength`` (longer requests are cut). A word's id
+is a stable CRC32 hash into :data:`VOCAB` buckets: nothing is downloaded or trained for the tokenizer, and a
+word never seen in training lands on a bucket the model has (almost) never updated, which reads as "nothing".
+Word order is kept, so "with consent" and "without consent" differ by position as well as by word.
 """
 
 from __future__ import annotations
 
+import re
+import zlib
+from collections.abc import Sequence
+
 import numpy as np
 
-from acgs_workloads.components.governance import Columns
-
-PAD, CLS, NOT = 0, 1, 2
-RISK = 3  # 3..6
-PII = 7  # 7..10
-CONSENT, AUDIT, EXPLAIN = 11, 12, 13
-PROTECTED = 14  # 14..17
-HUMAN, AUTOMATED = 18, 19
-HARM = 20  # 20..29 (deciles)
-FILLER = 30
-VOCAB = 128
-SLOTS = 10
-MIN_LENGTH = 1 + 2 * SLOTS
+PAD, CLS = 0, 1
+RESERVED = 2  # ids below this are PAD and CLS
+VOCAB = 1 << 14
+MIN_LENGTH = 16  # CLS, a few context tokens and the first words of a request
+_WORD = re.compile(r"[a-z0-9']+")
 
 
-def harm_decile(harm: np.ndarray) -> np.ndarray:
-    return np.minimum(9, np.floor(harm * 10 + 1e-9)).astype(np.int64)
+def token_id(token: str) -> int:
+    """The id of one word or context token (``RESERVED`` .. ``VOCAB - 1``)."""
+    return RESERVED + zlib.crc32(token.encode()) % (VOCAB - RESERVED)
 
 
-def encode(cols: Columns, length: int, rng: np.random.Generator) -> np.ndarray:
-    """Token sequences [n, length] for governance columns (vectorised)."""
+def words(text: str) -> list[str]:
+    """The words of ``text``, lower-cased, in order."""
+    return _WORD.findall(text.lower())
+
+
+def encode(texts: Sequence[str], extras: Sequence[Sequence[str]] | None, length: int) -> np.ndarray:
+    """Token ids [n, length]: ``CLS``, ``extras[i]``, the words of ``texts[i]``, then ``PAD``."""
     if length < MIN_LENGTH:
-        raise ValueError(f"model.sequenceLength must be at least {MIN_LENGTH} for token components, got {length}")
-    n = cols["risk"].shape[0]
-    filler = rng.integers(FILLER, VOCAB, (n, length))
-    modifier = rng.integers(FILLER, VOCAB, (n, SLOTS))
-    keyword = np.zeros((n, SLOTS), dtype=np.int64)
-    present = np.ones((n, SLOTS), dtype=bool)
-    keyword[:, 0] = RISK + cols["risk"]
-    keyword[:, 1], present[:, 1] = PII + rng.integers(0, 4, n), cols["contains_pii"]
-    keyword[:, 2], modifier[:, 2] = CONSENT, np.where(cols["consent"], modifier[:, 2], NOT)
-    keyword[:, 3], modifier[:, 3] = AUDIT, np.where(cols["has_audit_trail"], modifier[:, 3], NOT)
-    keyword[:, 4], modifier[:, 4] = EXPLAIN, np.where(cols["explanation_provided"], modifier[:, 4], NOT)
-    keyword[:, 5], present[:, 5] = PROTECTED + rng.integers(0, 4, n), cols["protected_attribute_used"]
-    keyword[:, 6], modifier[:, 6] = HUMAN, np.where(cols["human_oversight_available"], modifier[:, 6], NOT)
-    keyword[:, 7], present[:, 7] = AUTOMATED, cols["automated"]
-    keyword[:, 8] = HARM + harm_decile(cols["harm_score"])
-    keyword[:, 9], modifier[:, 9], present[:, 9] = rng.integers(FILLER, VOCAB, n), NOT, rng.random(n) < 0.5
-    pairs = (length - 1) // 2
-    position = np.argsort(rng.random((n, pairs)), axis=1)[:, :SLOTS]  # pair position of every slot
-    tokens = filler.copy()
-    tokens[:, 0] = CLS
-    rows = np.repeat(np.arange(n), SLOTS)
-    start = (1 + 2 * position).reshape(-1)
-    keep = present.reshape(-1)
-    tokens[rows[keep], start[keep]] = modifier.reshape(-1)[keep]
-    tokens[rows[keep], start[keep] + 1] = keyword.reshape(-1)[keep]
-    return tokens
+        raise ValueError(f"model.sequenceLength must be at least {MIN_LENGTH} for the transformer components, "
+                         f"got {length}")
+    out = np.full((len(texts), length), PAD, dtype=np.int64)
+    cache: dict[str, int] = {}
+    for i, text in enumerate(texts):
+        tokens = [*(extras[i] if extras is not None else ()), *words(text)][: length - 1]
+        ids = [CLS]
+        for token in tokens:
+            found = cache.get(token)
+            if found is None:
+                found = cache[token] = token_id(token)
+            ids.append(found)
+        out[i, : len(ids)] = ids
+    return out
 
 
-def decode(tokens: np.ndarray) -> Columns:
-    """Governance columns read back from token sequences (the inverse of :func:`encode`)."""
-    tokens = np.asarray(tokens, dtype=np.int64)
-    prev = np.concatenate([np.full((tokens.shape[0], 1), PAD), tokens[:, :-1]], axis=1)
+def full_lengths(texts: Sequence[str], extras: Sequence[Sequence[str]] | None) -> np.ndarray:
+    """Tokens per request before any cut (``CLS``, context tokens, words)."""
+    return np.array([1 + len(extras[i] if extras is not None else ()) + len(words(text))
+                     for i, text in enumerate(texts)], dtype=np.int64)
 
-    def has(lo: int, hi: int | None = None) -> np.ndarray:
-        hi = lo if hi is None else hi
-        return np.asarray(((tokens >= lo) & (tokens <= hi)).any(axis=1))
 
-    def affirmed(keyword: int) -> np.ndarray:
-        at = tokens == keyword
-        return np.asarray((at & (prev != NOT)).any(axis=1))
-
-    risk_hits = (tokens >= RISK) & (tokens <= RISK + 3)
-    harm_hits = (tokens >= HARM) & (tokens <= HARM + 9)
-    risk = np.where(risk_hits.any(axis=1), np.where(risk_hits, tokens - RISK, -1).max(axis=1), 0)
-    decile = np.where(harm_hits.any(axis=1), np.where(harm_hits, tokens - HARM, -1).max(axis=1), 0)
-    return {
-        "risk": risk.astype(np.int64),
-        "contains_pii": has(PII, PII + 3),
-        "consent": affirmed(CONSENT),
-        "has_audit_trail": affirmed(AUDIT),
-        "explanation_provided": affirmed(EXPLAIN),
-        "protected_attribute_used": has(PROTECTED, PROTECTED + 3),
-        "human_oversight_available": affirmed(HUMAN),
-        "automated": has(AUTOMATED),
-        "harm_score": np.round(decile * 0.1 + 0.05, 2),
-    }
+def lengths(tokens: np.ndarray) -> np.ndarray:
+    """Tokens per row before the padding."""
+    return np.asarray((np.asarray(tokens) != PAD).sum(axis=1))

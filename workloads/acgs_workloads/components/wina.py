@@ -16,13 +16,15 @@ SPARSITIES = (0.25, 0.5, 0.75)
 
 
 def accuracy_vs_sparsity(model: torch.nn.Module, tokens: np.ndarray, labels: np.ndarray,
-                         sparsities: Sequence[float] = (0.0, *SPARSITIES), mode: str = "mask") -> dict[str, float]:
-    """Test accuracy with WINA at each sparsity (the model is left dense afterwards)."""
+                         sparsities: Sequence[float] = (0.0, *SPARSITIES), mode: str = "mask",
+                         classes: int | None = None) -> dict[str, float]:
+    """Test accuracy with WINA at each sparsity (the model is left dense afterwards); ``classes``: the number of
+    class logits when the model returns facts after them."""
     out: dict[str, float] = {}
     try:
         for sparsity in sparsities:
             set_wina(model, sparsity, mode)
-            predicted, _ = predict_arrays(model, {"x": tokens}, torch.int64)
+            predicted, _ = predict_arrays(model, {"x": tokens}, torch.int64, classes=classes)
             out[f"{sparsity:g}"] = float((predicted == labels).mean())
     finally:
         set_wina(model, 0.0)
@@ -72,11 +74,14 @@ def first_block(model: torch.nn.Module) -> TransformerBlock:
 
 
 @torch.no_grad()
-def block_inputs(model: torch.nn.Module, tokens: np.ndarray, limit: int = 64) -> torch.Tensor:
-    """The normalised inputs of the first block's MLP for ``limit`` test sequences ([tokens, hidden])."""
+def block_inputs(model: torch.nn.Module, tokens: np.ndarray, limit: int = 64, pad_id: int = 0) -> torch.Tensor:
+    """The normalised inputs of the first block's MLP at the real (not padding) tokens of ``limit`` test
+    sequences ([tokens, hidden])."""
     x = torch.as_tensor(tokens[:limit], dtype=torch.int64)
-    positions = torch.arange(x.shape[1])
-    h = model.embed(x) + model.position(positions)[None]  # type: ignore[operator]
+    used = x != pad_id
+    length = int(used.any(dim=0).nonzero().max()) + 1 if bool(used.any()) else 1
+    x, used = x[:, :length], used[:, :length]
+    h = model.embed(x) + model.position(torch.arange(length))[None]  # type: ignore[operator]
     block = first_block(model)
-    h = h + block.attention(block.norm1(h), None)
-    return block.norm2(h).reshape(-1, h.shape[-1])
+    h = h + block.attention(block.norm1(h), None if bool(used.all()) else ~used)
+    return block.norm2(h)[used]

@@ -9,11 +9,12 @@ from pydantic import ValidationError
 
 from acgs_workloads.artifacts import save_artifact
 from acgs_workloads.components import get, names
+from acgs_workloads.components import tokens as tok
 from acgs_workloads.components.base import dataset_digest, split_columns, train_tensors
 from acgs_workloads.components.datasets import read_columns, write_columns
 from acgs_workloads.components.labels import constitution_minimum, decision_table
+from acgs_workloads.components.models import WinaLinear
 from acgs_workloads.components.policy_governance import evaluate_module, rego_module
-from acgs_workloads.components.tokens import decode, encode, harm_decile
 from acgs_workloads.constitution import ConstitutionEvaluator, compliance_share
 from acgs_workloads.contract import ConstitutionSnapshot, ModelSpec
 from acgs_workloads.serving.errors import ConstitutionHashMismatch, ModelLoadError, ModelNotLoaded
@@ -104,16 +105,40 @@ def test_split_is_deterministic_and_disjoint() -> None:
     np.testing.assert_array_equal(train["v"], again["v"])
 
 
-def test_tokens_round_trip() -> None:
-    component = get("transformer-efficiency")
-    cols = component.generate(400, 4, SPEC)
-    back = decode(cols["tokens"])
-    for key in ("risk", "contains_pii", "consent", "has_audit_trail", "protected_attribute_used",
-                "human_oversight_available", "automated", "explanation_provided"):
-        np.testing.assert_array_equal(back[key], cols[key])
-    np.testing.assert_array_equal(harm_decile(back["harm_score"]), harm_decile(cols["harm_score"]))
+def test_token_sequences_keep_context_and_word_order() -> None:
+    ids = tok.encode(["Send the records without consent", "with consent send the records"],
+                     [["ctx:risk=high"], []], 16)
+    assert ids.shape == (2, 16) and (ids[:, 0] == tok.CLS).all()
+    assert ids[0, 1] == tok.token_id("ctx:risk=high") and ids[0, 2] == tok.token_id("send")
+    assert tok.lengths(ids).tolist() == [7, 6] and (ids[0, 7:] == tok.PAD).all()
+    assert sorted(ids[0, 2:7].tolist()) != sorted(ids[1, 1:6].tolist())  # "without" is not "with"
+    assert ids[1, 1] == tok.token_id("with") and ids[0, 6] == tok.token_id("consent")
+    assert ids.max() < tok.VOCAB
+    long = tok.encode([" ".join(["word"] * 40)], None, 16)
+    assert tok.lengths(long).tolist() == [16]  # cut at the model's sequenceLength
+    assert tok.full_lengths([" ".join(["word"] * 40)], [["ctx:a=1"]]).tolist() == [42]
     with pytest.raises(ValueError, match="sequenceLength"):
-        encode(cols, 8, np.random.default_rng(0))
+        tok.encode(["a request"], None, tok.MIN_LENGTH - 1)
+
+
+def test_transformer_components_read_the_text_task(constitution: ConstitutionSnapshot) -> None:
+    te, wina, ca = get("transformer-efficiency"), get("wina-optimization"), get("constitutional-ai")
+    a, b = te.generate(200, 3, SPEC, constitution), ca.generate(200, 3, SPEC, constitution)
+    np.testing.assert_array_equal(a["text"], b["text"])  # the same requests and Constitution-derived labels
+    np.testing.assert_array_equal(a["label"], b["label"])
+    assert te.request_model is ca.request_model and te.response_model is ca.response_model
+    assert te.inputs(a, SPEC)["x"].shape == (200, SPEC.sequence_length)
+    spec = SPEC.model_copy(update={"wina_sparsity": 0.25})
+    model = wina.build_model(spec)
+    wina.prepare_for_inference(model)
+    layers = [m for m in model.modules() if isinstance(m, WinaLinear)]
+    assert layers and all(m.keep == 0.75 for m in layers)
+    dense = te.build_model(spec)
+    te.prepare_for_inference(dense)
+    assert all(m.keep is None for m in dense.modules() if isinstance(m, WinaLinear))
+    assert ModelSpec.model_validate({"winaSparsity": 0.95}).wina_sparsity == 0.95
+    with pytest.raises(ValidationError, match="winaSparsity"):
+        ModelSpec.model_validate({"winaSparsity": 0.96})
 
 
 @pytest.mark.parametrize("decision", ["approve", "approve_with_safeguards", "escalate", "deny"])
@@ -186,9 +211,15 @@ def test_seed_response_shapes(constitution: ConstitutionSnapshot) -> None:
     po = predictors["performance-optimization"].predict({
         "request_rate_rps": 200, "slo_p99_ms": 100, "base_ms": 5, "per_item_ms": 1, "constitutional_hash": h}).response
     assert po.batch_size >= 1 and po.replicas >= 1  # type: ignore[attr-defined]
-    te = predictors["transformer-efficiency"].predict(
-        {"context": {"risk_level": "critical"}, "constitutional_hash": h}).response
-    assert te.decision in {"approve", "approve_with_safeguards", "escalate", "deny"}  # type: ignore[attr-defined]
+    for name in ("transformer-efficiency", "wina-optimization"):
+        te = predictors[name].predict({"user_request": "export the patients' medical records",
+                                       "context": {"risk_level": "critical"}, "constitutional_hash": h}).response
+        assert te.decision in {"approve", "approve_with_safeguards", "escalate", "deny"}  # type: ignore[attr-defined]
+        assert te.facts.risk_level == "critical"  # type: ignore[attr-defined]  # the guard keeps the client's
+        with pytest.raises(ValidationError, match="tokens"):
+            predictors[name].predict({"tokens": [1, 2, 3], "constitutional_hash": h})
+        with pytest.raises(ValidationError, match="user_request"):
+            predictors[name].predict({"user_request": 7, "constitutional_hash": h})
     with pytest.raises(ValidationError, match="unique"):
         predictors["multi-agent-coordination"].predict({
             "involved_agents": [{"name": "a", "role": "planner"}, {"name": "a", "role": "auditor"}],
@@ -198,3 +229,18 @@ def test_seed_response_shapes(constitution: ConstitutionSnapshot) -> None:
             "involved_agents": ["zorblax"], "task_description": "review", "constitutional_hash": h})
     with pytest.raises(ValidationError, match="unknown framework"):
         predictors["policy-governance"].predict({"policy_type": "x", "framework": "FOO", "constitutional_hash": h})
+
+
+def test_transformer_figures_and_wina_at_the_spec_sparsity(constitution: ConstitutionSnapshot) -> None:
+    spec = SPEC.model_copy(update={"wina_sparsity": 0.3, "dropout": 0.0})
+    wina = get("wina-optimization")
+    cols = wina.generate(40, 6, spec, constitution)
+    model = wina.build_model(spec)
+    wina.prepare_for_inference(model)
+    figures = wina.extra_metrics(model, cols, cols["label"], spec)
+    assert figures["inferenceTokensPerSecond"] > 0 and figures["parameterMiB"] > 0
+    assert 0.0 < figures["truncatedShare"] <= 1.0  # requests are longer than SPEC's 24 tokens
+    assert figures["winaSparsity"] == 0.3 and figures["winaSparsities"] == [0.0, 0.25, 0.3, 0.5, 0.75]
+    assert set(figures["winaAccuracyPerToken"]) == {"0", "0.25", "0.3", "0.5", "0.75"}
+    assert set(figures["winaMlpSpeedupBatch"]) == {"0.25", "0.3", "0.5", "0.75"}
+    assert all(m.keep == 0.7 for m in model.modules() if isinstance(m, WinaLinear))  # left as served

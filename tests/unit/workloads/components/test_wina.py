@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from acgs_workloads.components.models import TransformerClassifier, WinaLinear, set_wina
-from acgs_workloads.components.wina import accuracy_vs_sparsity, mlp_speedup
+from acgs_workloads.components.wina import accuracy_vs_sparsity, block_inputs, mlp_speedup
 from acgs_workloads.contract import ModelSpec
 
 pytestmark = pytest.mark.unit
@@ -78,3 +78,23 @@ def test_model_level_wina_and_measurements() -> None:
     assert set(speed) == {"0.25", "0.5", "0.75"} and all(v["speedup"] > 0 for v in speed.values())
     with pytest.raises(ValueError):
         set_wina(model, 1.0)
+
+
+def test_padding_is_cut_and_masked_and_facts_decide() -> None:
+    torch.manual_seed(0)
+    spec = ModelSpec(hidden_size=16, layers=2, heads=2, sequence_length=32, dropout=0.0)
+    model = TransformerClassifier(128, 4, spec, fact_groups=(1, 3, 4)).eval()
+    tokens = torch.randint(2, 128, (6, 32))
+    tokens[:, 0] = 1
+    tokens[:3, 10:] = 0  # padding: three short rows
+    tokens[3:, 20:] = 0
+    out = model(tokens)
+    assert out.shape == (6, 4 + 8)
+    # the trailing all-padding columns change nothing, and neither does what sits behind the padding mask
+    torch.testing.assert_close(model(tokens[:, :20]), out)
+    alone = model(tokens[:3, :10])
+    torch.testing.assert_close(alone, out[:3], rtol=1e-5, atol=1e-5)
+    hidden = block_inputs(model, tokens.numpy())
+    assert hidden.shape == (3 * 10 + 3 * 20, 16)  # real tokens only
+    labels = out[:, :4].argmax(dim=1).numpy()
+    assert accuracy_vs_sparsity(model, tokens.numpy(), labels, (0.0,), classes=4) == {"0": 1.0}
