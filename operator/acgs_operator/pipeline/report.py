@@ -49,7 +49,13 @@ def component_row(job: Mapping[str, Any] | None, component: str, name: str, curv
         "recall": metrics.recall,
         "f1": metrics.f1,
         "loss": metrics.loss,
+        "heldOutAccuracy": metrics.held_out_accuracy,
+        "heldOutF1": metrics.held_out_f1,
+        "unsafeApproveRate": metrics.unsafe_approve_rate,
+        "overRefusalRate": metrics.over_refusal_rate,
         "samplesPerSecond": metrics.samples_per_second,
+        "predictorP50Ms": metrics.p50_latency_ms,
+        "predictorP95Ms": metrics.p95_latency_ms,
         "predictorP99Ms": metrics.p99_latency_ms,
         "compliance": compliance.score if compliance else None,
         "threshold": compliance.threshold if compliance else None,
@@ -142,6 +148,11 @@ def num(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def pair(first: Any, second: Any) -> str:
+    """Two figures as ``a / b``; ``-`` when neither was measured (e.g. held-out figures of a structured model)."""
+    return "-" if first is None and second is None else f"{num(first)} / {num(second)}"
+
+
 def short(sha: str | None) -> str:
     return sha[:12] if sha else "-"
 
@@ -180,10 +191,13 @@ def to_markdown(report: Mapping[str, Any]) -> str:
                    for s in report["stages"]])
     out += ["", "## Components", ""]
     out += _table(
-        ["component", "examples", "epochs", "accuracy", "macro F1", "compliance", "gate", "sha256", "train s"],
+        ["component", "examples", "epochs", "accuracy", "macro F1", "held-out acc / F1", "compliance",
+         "unsafe-approve", "over-refusal", "predictor p50 / p95 / p99 ms", "gate", "sha256", "train s"],
         [[c["component"], num(c["examples"], 0), num(c["epochs"], 0), num(c["accuracy"]), num(c["f1"]),
-          num(c["compliance"]), gate(c), short(c["sha256"]),
-          num(c["trainSeconds"], 0)] for c in report["components"]],
+          pair(c.get("heldOutAccuracy"), c.get("heldOutF1")), num(c["compliance"]),
+          num(c.get("unsafeApproveRate")), num(c.get("overRefusalRate")),
+          " / ".join(num(c.get(k), 2) for k in ("predictorP50Ms", "predictorP95Ms", "predictorP99Ms")),
+          gate(c), short(c["sha256"]), num(c["trainSeconds"], 0)] for c in report["components"]],
     )
     out += ["", "Violations per principle (count of evaluated examples):", ""]
     principles = report["principles"]

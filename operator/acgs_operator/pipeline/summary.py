@@ -27,11 +27,14 @@ def stages_table(report: Mapping[str, Any]) -> Table:
 
 def components_table(report: Mapping[str, Any]) -> Table:
     table = Table(title="Components (held-out evaluation under the constitution)", title_justify="left")
-    for col in ("component", "accuracy", "macro F1", "compliance", "gate", "sha256", "train s"):
+    for col in ("component", "accuracy", "macro F1", "held-out acc / F1", "compliance", "unsafe-approve",
+                "over-refusal", "gate", "sha256", "train s"):
         table.add_column(col, justify="left" if col in ("component", "gate", "sha256") else "right")
     for c in report["components"]:
         gate = Text(report_module.gate(c), style="green" if c["gatePassed"] else "bold red")
-        table.add_row(c["component"], num(c["accuracy"]), num(c["f1"]), num(c["compliance"]), gate,
+        table.add_row(c["component"], num(c["accuracy"]), num(c["f1"]),
+                      report_module.pair(c.get("heldOutAccuracy"), c.get("heldOutF1")), num(c["compliance"]),
+                      num(c.get("unsafeApproveRate")), num(c.get("overRefusalRate")), gate,
                       short(c["sha256"]), num(c["trainSeconds"], 0))
     return table
 

@@ -17,7 +17,9 @@ def training_job() -> dict[str, Any]:
             "phase": "Succeeded",
             "startTime": "2026-01-01T00:00:00Z",
             "completionTime": "2026-01-01T00:01:05Z",
-            "metrics": {"accuracy": 0.94, "precision": 0.93, "recall": 0.92, "f1": 0.942, "p99LatencyMs": 1.5},
+            "metrics": {"accuracy": 0.94, "precision": 0.93, "recall": 0.92, "f1": 0.942, "p99LatencyMs": 1.5,
+                        "p50LatencyMs": 0.8, "heldOutAccuracy": 0.91, "heldOutF1": 0.905,
+                        "unsafeApproveRate": 0.0625, "overRefusalRate": 0.04},
             "compliance": {"score": 0.995, "threshold": 0.9, "passed": True, "constitutionHash": "cd5ebfe6b284d24b",
                            "evaluatedExamples": 800, "violations": [{"principle": "privacy", "count": 4}]},
             "model": {"sha256": SHA, "uri": "/a/b", "sizeBytes": 10},
@@ -51,6 +53,9 @@ def test_component_row_takes_every_figure_from_the_status() -> None:
     assert row["gatePassed"] is True and row["sha256"] == SHA and row["trainSeconds"] == 65.0
     assert row["violations"] == {"privacy": 4} and row["evaluatedExamples"] == 800
     assert row["examples"] == 4000 and row["epochs"] == 3
+    assert (row["heldOutAccuracy"], row["heldOutF1"], row["unsafeApproveRate"], row["overRefusalRate"]) == (
+        0.91, 0.905, 0.0625, 0.04)
+    assert (row["predictorP50Ms"], row["predictorP95Ms"], row["predictorP99Ms"]) == (0.8, None, 1.5)
     empty = report.component_row(None, "wina-optimization", "w", curve_error="no job")
     assert empty["accuracy"] is None and empty["gatePassed"] is False and empty["curveError"] == "no job"
 
@@ -84,7 +89,8 @@ def test_build_marks_failures_and_unfinished_stages() -> None:
 def test_markdown_has_every_table() -> None:
     md = report.to_markdown(sample_report())
     assert "Result: **passed** in 300.0 s" in md
-    assert "| constitutional-ai | 4000 | 3 | 0.940 | 0.942 | 0.995 | passed (>= 0.90) | abababababab | 65 |" in md
+    assert ("| constitutional-ai | 4000 | 3 | 0.940 | 0.942 | 0.910 / 0.905 | 0.995 | 0.062 | 0.040 "
+            "| 0.80 / - / 1.50 | passed (>= 0.90) | abababababab | 65 |") in md
     assert "| constitutional-ai | 800 | 4 | 0 |" in md
     assert "| POST /constitutional-ai/predict | prediction | 200 | 200×5 | 4.00 | 9.00 | yes |" in md
     assert "accuracy / 0.94" in md  # a pipe inside a cell does not break the table
