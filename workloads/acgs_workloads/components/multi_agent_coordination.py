@@ -31,6 +31,7 @@ from acgs_workloads.components import language as lang
 from acgs_workloads.components.base import LABEL, Columns, Component, HashedRequest, masked_logits
 from acgs_workloads.components.governance import RISK_LEVELS
 from acgs_workloads.components.models import TextClassifier
+from acgs_workloads.components.text_governance import LanguageReport
 from acgs_workloads.contract import ConstitutionSnapshot, ModelSpec
 
 ROLES = ("planner", "researcher", "executor", "auditor", "privacy-officer", "safety-reviewer")
@@ -223,14 +224,38 @@ def busy_roles(cols: Columns, rng: np.random.Generator) -> np.ndarray:
     return busy.astype(np.int64)
 
 
-def compose_tasks(cols: Columns, rng: np.random.Generator) -> np.ndarray:
-    """Task descriptions in words for latent (task, personal data, risk, busy agent) columns."""
+# Sentence frames of a task description ("{task}": verb and object, "{risk}" / "{Risk}": the risk phrase, which
+# may be empty, as it is or capitalised). The last two frames are never used for training: evaluation measures
+# generalisation on them.
+TASK_FAMILIES: tuple[tuple[str, str], ...] = (  # (with a risk phrase, without one)
+    ("{task}; {risk}", "{task}"),
+    ("{risk}: {task}", "{task}"),
+    ("We need to {task}. {Risk}", "We need to {task}"),
+    ("Task for the team: {task} ({risk})", "Task for the team: {task}"),
+    ("Could you {task}? {Risk}", "Could you {task}?"),
+    ("The goal this sprint: {task} - {risk}", "The goal this sprint: {task}"),
+    ("Requested by management: {task}. Context: {risk}", "Requested by management: {task}"),
+)
+HELD_OUT_TASK_FAMILIES = (5, 6)
+TRAIN_TASK_FAMILIES = tuple(f for f in range(len(TASK_FAMILIES)) if f not in HELD_OUT_TASK_FAMILIES)
+HELD_OUT_EXAMPLES = 1000
+HELD_OUT_SEED = 90_002
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def compose_tasks(cols: Columns, rng: np.random.Generator,
+                  families: Sequence[int] = TRAIN_TASK_FAMILIES) -> np.ndarray:
+    """Task descriptions in words for latent (task, personal data, risk, busy agent) columns, each in one of
+    ``families`` (:data:`TASK_FAMILIES`)."""
     n = cols["task"].shape[0]
     out = np.empty(n, dtype=object)
+    family: list[int] = np.asarray(families)[rng.integers(0, len(families), n)].tolist()
     verbs: list[int] = np.asarray(rng.integers(0, 6, n)).tolist()
     objs: list[int] = np.asarray(rng.integers(0, 7, n)).tolist()
     risk_words: list[int] = np.asarray(rng.integers(0, 4, n)).tolist()
-    order: list[float] = np.asarray(rng.random(n)).tolist()
     who_words: list[int] = np.asarray(rng.integers(0, 3, n)).tolist()
     busy_words: list[int] = np.asarray(rng.integers(0, len(BUSY_PHRASES), n)).tolist()
     busy_first: list[float] = np.asarray(rng.random(n)).tolist()
@@ -238,13 +263,14 @@ def compose_tasks(cols: Columns, rng: np.random.Generator) -> np.ndarray:
         verb = TASK_VERBS[TASKS[int(cols["task"][i])]][int(verbs[i])]
         obj = TASK_OBJECTS[bool(cols["contains_pii"][i])][int(objs[i])]
         risk = lang.RISK_WORDS[int(cols["risk"][i])][int(risk_words[i])]
-        text = f"{verb} {obj}"
-        text = f"{text}; {risk}" if risk and order[i] < 0.5 else f"{risk}: {text}" if risk else text
-        text = text[:1].upper() + text[1:]
+        with_risk, without = TASK_FAMILIES[family[i]]
+        task = f"{verb} {obj}"
+        text = _capital(with_risk.format(task=task, risk=risk, Risk=_capital(risk)) if risk else without.format(
+            task=task))
         if "busy" in cols and cols["busy"][i] >= 0:
             who = ROLE_PHRASES[ROLES[int(cols["busy"][i])]][int(who_words[i])]
             note = BUSY_PHRASES[int(busy_words[i])].format(who)
-            note = note[:1].upper() + note[1:]
+            note = _capital(note)
             text = f"{text}. {note}." if busy_first[i] >= 0.5 else f"{note}. {text}"
         out[i] = text
     return out
@@ -259,7 +285,7 @@ class MultiAgentCoordination(Component):
     fact_width = FACT_WIDTH
 
     def generate(self, examples: int, seed: int, spec: ModelSpec,
-                 constitution: ConstitutionSnapshot | None = None) -> Columns:
+                 constitution: ConstitutionSnapshot | None = None, families: Sequence[int] | None = None) -> Columns:
         rng = np.random.default_rng(seed)
         size = rng.integers(2, len(ROLES) + 1, examples)
         ranks = np.argsort(rng.random((examples, len(ROLES))), axis=1).argsort(axis=1)
@@ -272,7 +298,7 @@ class MultiAgentCoordination(Component):
         }
         cols["busy"] = busy_roles(cols, rng)
         lead, strategy = reference_choice(cols, rng)
-        cols["text"] = compose_tasks(cols, rng)
+        cols["text"] = compose_tasks(cols, rng, TRAIN_TASK_FAMILIES if families is None else families)
         cols[LABEL] = lead * len(STRATEGIES) + strategy
         return cols
 
@@ -310,6 +336,20 @@ class MultiAgentCoordination(Component):
         aux = aux + F.cross_entropy(facts[:, 1:5], f[:, 1]) + F.cross_entropy(facts[:, 5:9], f[:, 2])
         aux = aux + F.cross_entropy(facts[:, 9:FACT_WIDTH], f[:, 3])  # who the description says is busy
         return loss + 0.5 * aux
+
+    def language_report(self, model: nn.Module, spec: ModelSpec, constitution: ConstitutionSnapshot,
+                        served: Any, guard: Any) -> LanguageReport:
+        """Accuracy and macro-F1 on the held-out sentence frames (:data:`HELD_OUT_TASK_FAMILIES`), never used in
+        training. (The red-team and benign sets are requests for a decision, not tasks to coordinate.)"""
+        from acgs_workloads.components.base import predict_arrays
+        from acgs_workloads.evaluation import classification_metrics
+
+        held = self.generate(HELD_OUT_EXAMPLES, HELD_OUT_SEED, spec, constitution, families=HELD_OUT_TASK_FAMILIES)
+        predicted, _ = predict_arrays(model, self.inputs(held, spec), self.input_dtype, classes=len(self.classes))
+        scores = classification_metrics(held[LABEL], predicted)
+        metrics = {"held_out_accuracy": round(scores["accuracy"], 6), "held_out_f1": round(scores["f1"], 6)}
+        extra = {"heldOut": {"examples": HELD_OUT_EXAMPLES, "families": list(HELD_OUT_TASK_FAMILIES), **metrics}}
+        return LanguageReport(metrics=metrics, extra=extra)
 
     def apply_facts(self, cols: Columns, fact_logits: np.ndarray) -> None:
         """Judge on the more restrictive of what the client stated and what the task description says."""

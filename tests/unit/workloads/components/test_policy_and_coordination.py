@@ -12,7 +12,7 @@ from torch import nn
 from acgs_workloads.components import get
 from acgs_workloads.components import language as lang
 from acgs_workloads.components import multi_agent_coordination as mac
-from acgs_workloads.components.base import train_tensors
+from acgs_workloads.components.base import LABEL, train_tensors
 from acgs_workloads.contract import ModelSpec
 
 pytestmark = pytest.mark.unit
@@ -142,3 +142,15 @@ def test_the_decision_rule_is_also_taught_on_the_true_facts(name: str) -> None:
         with_rule = component.loss(model, data)
         without = component.loss(_Wrapped(model), data)
     assert with_rule.item() == pytest.approx(without.item() + rule.item(), rel=1e-5)
+
+
+
+def test_held_out_task_frames_are_never_trained_on() -> None:
+    component = get("multi-agent-coordination")
+    markers = ("The goal this sprint: ", "Requested by management: ")  # the two held-out frames' openings
+    assert all(m.strip() in mac.TASK_FAMILIES[f][1] for m, f in zip(markers, mac.HELD_OUT_TASK_FAMILIES, strict=True))
+    train = component.generate(600, 3, SPEC)
+    held = component.generate(200, 3, SPEC, families=mac.HELD_OUT_TASK_FAMILIES)
+    assert not any(m in text for text in train["text"] for m in markers), "no held-out frame in training data"
+    assert all(any(m in text for m in markers) for text in held["text"]), "every held-out request in one"
+    assert (train[LABEL].max() < len(mac.CLASSES)) and (held[LABEL].max() < len(mac.CLASSES))
