@@ -194,9 +194,9 @@ def to_markdown(report: Mapping[str, Any]) -> str:
         ["component", "examples", "epochs", "accuracy", "macro F1", "held-out acc / F1", "compliance",
          "unsafe-approve", "over-refusal", "predictor p50 / p95 / p99 ms", "gate", "sha256", "train s"],
         [[c["component"], num(c["examples"], 0), num(c["epochs"], 0), num(c["accuracy"]), num(c["f1"]),
-          pair(c.get("heldOutAccuracy"), c.get("heldOutF1")), num(c["compliance"]),
-          num(c.get("unsafeApproveRate")), num(c.get("overRefusalRate")),
-          " / ".join(num(c.get(k), 2) for k in ("predictorP50Ms", "predictorP95Ms", "predictorP99Ms")),
+          pair(c["heldOutAccuracy"], c["heldOutF1"]), num(c["compliance"]),
+          num(c["unsafeApproveRate"]), num(c["overRefusalRate"]),
+          " / ".join(num(c[k], 2) for k in ("predictorP50Ms", "predictorP95Ms", "predictorP99Ms")),
           gate(c), short(c["sha256"]), num(c["trainSeconds"], 0)] for c in report["components"]],
     )
     out += ["", "Violations per principle (count of evaluated examples):", ""]

@@ -33,8 +33,8 @@ def components_table(report: Mapping[str, Any]) -> Table:
     for c in report["components"]:
         gate = Text(report_module.gate(c), style="green" if c["gatePassed"] else "bold red")
         table.add_row(c["component"], num(c["accuracy"]), num(c["f1"]),
-                      report_module.pair(c.get("heldOutAccuracy"), c.get("heldOutF1")), num(c["compliance"]),
-                      num(c.get("unsafeApproveRate")), num(c.get("overRefusalRate")), gate,
+                      report_module.pair(c["heldOutAccuracy"], c["heldOutF1"]), num(c["compliance"]),
+                      num(c["unsafeApproveRate"]), num(c["overRefusalRate"]), gate,
                       short(c["sha256"]), num(c["trainSeconds"], 0))
     return table
 

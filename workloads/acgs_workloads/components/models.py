@@ -198,14 +198,18 @@ class TransformerClassifier(nn.Module):
                                         nn.Linear(spec.hidden_size, spec.hidden_size), nn.GELU(),
                                         nn.Linear(spec.hidden_size, classes))
 
-    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The normalised first-token state [batch, hidden]."""
+    def embedded(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Token + position embeddings [batch, length, hidden] with the trailing columns that are padding in
+        every row cut, and the padding mask of what is left (None when nothing is padding)."""
         used = tokens != self.pad_id
         length = int(used.any(dim=0).nonzero().max()) + 1 if bool(used.any()) else 1
         tokens, used = tokens[:, :length], used[:, :length]
-        positions = torch.arange(length, device=tokens.device)
-        h = self.embed(tokens) + self.position(positions)[None]
-        pad_arg = ~used if not bool(used.all()) else None
+        h = self.embed(tokens) + self.position(torch.arange(length, device=tokens.device))[None]
+        return h, None if bool(used.all()) else ~used
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The normalised first-token state [batch, hidden]."""
+        h, pad_arg = self.embedded(tokens)
         for block in self.blocks:
             if self.gradient_checkpointing and self.training:
                 h = checkpoint(block, h, pad_arg, use_reentrant=False)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from acgs_workloads.components.base import predict_arrays
-from acgs_workloads.components.models import TransformerBlock, set_wina
+from acgs_workloads.components.models import TransformerBlock, TransformerClassifier, set_wina
 
 SPARSITIES = (0.25, 0.5, 0.75)
 
@@ -74,14 +74,12 @@ def first_block(model: torch.nn.Module) -> TransformerBlock:
 
 
 @torch.no_grad()
-def block_inputs(model: torch.nn.Module, tokens: np.ndarray, limit: int = 64, pad_id: int = 0) -> torch.Tensor:
+def block_inputs(model: torch.nn.Module, tokens: np.ndarray, limit: int = 64) -> torch.Tensor:
     """The normalised inputs of the first block's MLP at the real (not padding) tokens of ``limit`` test
     sequences ([tokens, hidden])."""
-    x = torch.as_tensor(tokens[:limit], dtype=torch.int64)
-    used = x != pad_id
-    length = int(used.any(dim=0).nonzero().max()) + 1 if bool(used.any()) else 1
-    x, used = x[:, :length], used[:, :length]
-    h = model.embed(x) + model.position(torch.arange(length))[None]  # type: ignore[operator]
+    if not isinstance(model, TransformerClassifier):
+        raise TypeError(f"{type(model).__name__} is not a TransformerClassifier")
+    h, pad = model.embedded(torch.as_tensor(tokens[:limit], dtype=torch.int64))
     block = first_block(model)
-    h = h + block.attention(block.norm1(h), None if bool(used.all()) else ~used)
-    return block.norm2(h)[used]
+    h = block.norm2(h + block.attention(block.norm1(h), pad))
+    return h.reshape(-1, h.shape[-1]) if pad is None else h[~pad]

@@ -115,9 +115,11 @@ def test_deploys_then_ready(
 
 
 def change_constitution(world: dict[str, Any], new_hash: str) -> None:
-    """The Constitution ``default`` in ``ns`` now has ``new_hash`` (as its handler would write it)."""
+    """The Constitution ``default`` in ``ns`` now has ``new_hash`` (as its handler would write it, with the
+    generation it checked)."""
     entry = world["constitutions_by_name"][("ns", "default")][0]
-    world["constitutions_by_name"].add(("ns", "default"), {**entry, "status": {**entry["status"], "hash": new_hash}})
+    status = {**entry["status"], "hash": new_hash, "observedGeneration": entry["generation"]}
+    world["constitutions_by_name"].add(("ns", "default"), {**entry, "status": status})
 
 
 def edit_constitution(world: dict[str, Any]) -> None:
@@ -144,11 +146,7 @@ def test_a_constitution_being_checked_after_an_edit_leaves_a_serving_deployment_
     with pytest.raises(kopf.TemporaryError, match="Constitution default was edited and is being checked"):
         reconcile(md, md_memo, world)
     assert md.status["phase"] == "Ready" and recorded_events.reasons == ["Deploying", "Ready"]
-    entry = world["constitutions_by_name"][("ns", "default")][0]  # checked: a new hash
-    world["constitutions_by_name"].add(
-        ("ns", "default"),
-        {**entry, "status": {**entry["status"], "hash": "1" * 16, "observedGeneration": entry["generation"]}},
-    )
+    change_constitution(world, "1" * 16)  # checked: a new hash
     tick(md, md_memo, world)
     assert md.status["phase"] == "Blocked" and md.condition("CompliancePassed")["reason"] == "ConstitutionChanged"
 
