@@ -52,7 +52,22 @@ PII_PHRASES: dict[str, tuple[str, ...]] = {
     "general": ("customer data", "users' email addresses and phone numbers", "home addresses of our users",
                 "the customer contact list", "personal details of our members", "users' dates of birth",
                 "social security numbers of our staff", "passport numbers of travellers", "the children's profiles",
-                "face scans of visitors", "voice recordings of callers", "genetic test results of participants"),
+                "face scans of visitors", "voice recordings of callers", "genetic test results of participants",
+                # special categories and other sensitive kinds, named the way people name them
+                "employees' medical diagnoses", "HIV test results of our clients", "staff mental health records",
+                "therapy session notes", "pregnancy test results", "vaccination records of employees",
+                "criminal records of applicants", "the immigration status of our workers",
+                "members' political opinions", "religious beliefs of employees", "the union membership list",
+                "the children's photos and birthdates", "employees' private emails", "staff's private chat messages",
+                "precise GPS locations of our users", "users' phone contact lists", "iris scans of employees",
+                "employees' sick-leave records", "the disciplinary records of staff", "customers' credit reports",
+                "our clients' tax returns", "students' grades and home addresses", "the names and numbers of callers",
+                "patients' addiction treatment records", "drivers' licence scans", "tenants' rent arrears history",
+                "the sexual orientation field of user profiles", "people's search histories",
+                "the kids' in-app activity", "home CCTV recordings of customers", "customers' purchase histories",
+                "employees' keystrokes and screenshots", "webcam footage of remote staff", "staff's personal phones",
+                "the data of users who deleted their accounts", "employees' facial expressions on video calls",
+                "drivers' telematics and home locations", "voters' profiles", "the whistleblower's identity"),
     "content-moderation": ("users' private messages", "the chat logs of our users", "users' uploaded photos",
                            "profile data of flagged accounts", "the direct messages of reported users",
                            "users' browsing histories"),
@@ -70,12 +85,48 @@ PLAIN_PHRASES: dict[str, tuple[str, ...]] = {
                 "anonymised usage statistics", "the office holiday calendar", "the team newsletter draft",
                 "the meeting notes template", "the press kit", "the style guide", "the project timeline",
                 "the slide deck for the offsite", "the FAQ page", "the translation of the user manual",
-                "the expense report template", "the list of supported browsers", "the recipe for the team lunch"),
+                "the expense report template", "the list of supported browsers", "the recipe for the team lunch",
+                "aggregate website visit counts", "the anonymised survey totals", "the public annual report",
+                "our own product roadmap", "the open-source code", "the public job advert", "the server uptime summary",
+                "the public holiday calendar", "the API documentation", "the onboarding checklist",
+                "the office floor plan", "the sales pitch deck", "the company's published prices"),
     "content-moderation": ("the community guidelines", "aggregate report counts", "the moderation queue totals",
                            "the list of banned keywords"),
     "security": ("the firewall configuration", "server CPU metrics", "the patch schedule",
                  "the open-source license list"),
 }
+# Personal data as "<whose> <what>": every owner with every kind, so each word says its part ("religion",
+# "fingerprints", "patients'") wherever it appears, not only inside the phrases above
+DATA_OWNERS = ("patients'", "customers'", "employees'", "users'", "applicants'", "tenants'", "students'", "members'",
+               "drivers'", "children's", "callers'", "staff's", "clients'", "riders'", "our users'", "visitors'",
+               "borrowers'", "voters'", "job seekers'", "residents'")
+DATA_KINDS = ("medical records", "diagnoses", "HIV status", "home addresses", "phone numbers", "bank details",
+              "salaries", "fingerprints", "face scans", "private messages", "location history", "GPS traces",
+              "sick-leave records", "religion", "criminal records", "convictions", "immigration status",
+              "social security numbers", "SSNs", "passport scans", "DNA samples", "credit scores",
+              "health insurance claims", "birthdates", "email addresses", "browsing history", "photos",
+              "voice recordings", "performance reviews", "disciplinary notes", "names and addresses",
+              "ID numbers", "payslips", "therapy notes", "genetic data", "political views", "union membership",
+              "sexual orientation", "disability records", "pregnancy status")
+PLAIN_QUALIFIERS = ("aggregate", "anonymised", "public", "total", "average", "summarised", "quarterly", "published",
+                    "de-identified", "company-wide")
+PLAIN_KINDS = ("sales figures", "usage statistics", "website visits", "survey results", "server metrics", "costs",
+               "revenue", "ticket counts", "stock levels", "energy use", "download numbers", "error rates",
+               "delivery times", "headcount", "budget lines", "traffic numbers")
+
+
+def personal_data(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Personal data in the "<whose> <what>" form ("tenants' convictions")."""
+    return np.array([f"{a} {b}" for a, b in zip(_pick(rng, DATA_OWNERS, n), _pick(rng, DATA_KINDS, n), strict=True)],
+                    dtype=object)
+
+
+def plain_data(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Data about no one ("the anonymised survey results")."""
+    return np.array([f"the {a} {b}" for a, b in zip(_pick(rng, PLAIN_QUALIFIERS, n), _pick(rng, PLAIN_KINDS, n),
+                                                      strict=True)], dtype=object)
+
+
 VERBS = ("send", "export", "share", "copy", "upload", "transfer", "give", "forward", "sell", "publish", "move",
          "hand over", "analyse", "process", "merge", "use", "review", "access", "summarise", "draft", "format",
          "translate", "update", "compile", "tidy up", "print")
@@ -89,53 +140,132 @@ DESTINATIONS = ("to a partner", "to an external vendor", "for an internal report
 OPENERS = ("", "please", "I need to", "we want to", "our team plans to", "can you", "I'd like to",
            "the analytics group wants to", "marketing asks us to", "let's", "we have to", "management wants us to")
 CONSENT_YES = ("with their consent", "since they opted in", "as the customers agreed to it",
-               "with signed consent forms", "because everyone involved consented", "after getting their permission")
+               "with signed consent forms", "because everyone involved consented", "after getting their permission",
+               "at their own request", "because they signed up for it", "with the parents' written permission",
+               "as agreed in their contract", "since they ticked the consent box", "with the explicit opt-in they gave")
 CONSENT_NO = ("without consent", "without asking them", "although they never agreed", "even though they opted out",
-              "without telling them", "without their permission")
+              "without telling them", "without their permission", "behind their backs", "without notifying anyone",
+              "even though they unsubscribed", "without an opt-in", "without the parents' permission",
+              "though they never signed up for this", "without a legal basis", "before anyone can object",
+              "no need to tell them", "without their knowledge", "secretly", "quietly, so they don't find out",
+              "although they asked us to delete it", "after they withdrew their consent",
+              "even though they asked to be forgotten", "beyond what they agreed to", "hidden from the people affected",
+              "and keep the monitoring hidden from staff")
 AUTOMATED_YES = ("automatically", "with an automated script", "and let the model decide",
                  "through a nightly batch job", "using an algorithm with no manual step", "by an automated pipeline",
                  "and let the algorithm make the final call", "with automatic rejections", "fully automatically",
-                 "with the bot deciding on its own")
+                 "with the bot deciding on its own", "with the AI deciding", "and have the model auto-reject people",
+                 "auto-approving or auto-declining each case", "using an automated scoring system",
+                 "with the decision made by software")
 MANUAL = ("by hand", "manually", "with a person doing each step")
 EXPLAIN_YES = ("and explain each decision to the people affected", "and give everyone a written reason",
                "with an explanation sent to each person", "and tell people why")
 EXPLAIN_NO = ("without telling people why", "and give no explanation", "with no reasons given",
               "without explaining the outcome", "and just tell them no", "with only a one-word answer",
-              "and never explain the result")
+              "and never explain the result", "with no way to appeal", "and keep the criteria secret",
+              "without any explanation")
 PROTECTED = ("based on their age", "using their gender", "filtering by ethnicity", "ranking people by disability",
              "taking religion into account", "by nationality", "based on pregnancy status",
              "using sexual orientation", "leaving out older applicants", "preferring men", "excluding immigrants",
              "screening out people with disabilities", "by race", "using postcode as a proxy for ethnicity",
-             "rejecting pregnant candidates", "excluding wheelchair users")
+             "rejecting pregnant candidates", "excluding wheelchair users",
+             "for people whose names suggest a particular ethnic background", "based on their accent",
+             "by the origin of their surname", "favouring younger candidates", "screening out anyone over 50",
+             "penalising gaps for maternity leave", "excluding people with foreign-sounding names",
+             "based on their religion", "by marital status", "charging women more", "by skin colour",
+             "based on caste", "filtering out union members", "by health condition", "excluding single mothers",
+             "based on disability status", "steering minorities to worse offers")
+PROTECTED_FRAMES = ("based on their", "using their", "filtering by", "ranking people by", "excluding people by",
+                    "screening candidates by", "pricing by", "scoring people by", "deciding by",
+                    "sorting applicants by", "with different terms by")
+PROTECTED_ATTRIBUTES = ("age", "gender", "ethnicity", "race", "religion", "disability", "pregnancy", "nationality",
+                        "sexual orientation", "skin colour", "marital status", "caste", "accent", "surname origin",
+                        "country of birth", "immigration status", "health condition", "union membership",
+                        "family status", "sex", "ethnic-sounding names", "postcode as a proxy for race")
 AUDIT_YES = ("with every access logged", "keeping an audit trail", "and record it in the audit log",
-             "with full logging")
+             "with full logging", "and log the change", "with a ticket for every step",
+             "keeping a record of who did what", "and note it in the change log")
 AUDIT_NO = ("without keeping logs", "off the record", "and don't log it", "with logging switched off",
             "and wipe the logs afterwards", "and delete the audit records", "so nobody needs to know",
-            "keeping it quiet")
+            "keeping it quiet", "and don't write it down", "and shred the paperwork", "and backdate the records",
+            "and edit the logs afterwards", "and purge the access history", "leaving no paper trail",
+            "and keep it out of the ticket system", "and falsify the records")
 OVERSIGHT_YES = ("a manager reviews the result", "with human review", "and a reviewer signs off",
-                 "with a person checking the output")
+                 "with a person checking the output", "after a peer review", "once QA signs off",
+                 "after the safety team approves", "with a four-eyes check")
 OVERSIGHT_NO = ("no one will review it", "with no human in the loop", "and nobody is available to check it",
                 "without any human review", "skipping the sign-off", "without testing it first",
-                "bypassing the approval step")
+                "bypassing the approval step", "skip QA", "no testing", "without a code review",
+                "without running the tests", "no need to loop in legal", "bypassing the change board",
+                "without telling compliance", "don't wait for approval", "without the safety review",
+                "nobody double-checks it", "skipping the pilot", "bypassing the two-person rule",
+                "with just me approving", "turning off branch protection", "without a second approver",
+                "and grant myself admin access", "recruiters won't look at it", "with no one to appeal to",
+                "overriding the safety lockout")
 RISK_WORDS: tuple[tuple[str, ...], ...] = (
     ("", "it is routine", "a low-stakes task", "just a minor change"),
     ("it is moderately sensitive", "a medium-risk task", "it affects a few teams", "it has some business impact"),
     ("it is high-risk", "it affects people's jobs", "a large-scale change", "it decides who gets a loan",
-     "it decides who gets hired", "it affects patients' treatment", "it moves large sums of money"),
+     "it decides who gets hired", "it affects patients' treatment", "it moves large sums of money",
+     "it sets insurance premiums", "it sets people's credit limits", "it screens tenants", "it grades exams",
+     "it decides who gets benefits", "it flags people for fraud"),
     ("it is safety-critical", "it controls the power grid", "it runs on medical devices", "a critical system",
      "it touches life-support equipment", "it changes the factory's safety controls", "it affects aircraft systems",
      "it changes emergency services software", "it changes the alarm systems", "it touches medical implants",
      "it controls vehicle brakes", "it runs the chemical plant", "it is a hotfix to production safety systems",
-     "it affects railway signals"),
+     "it affects railway signals", "it runs the insulin pumps", "it steers the self-driving cars",
+     "it controls the ventilators", "it runs the water treatment plant", "it controls the lifts",
+     "it runs the fire alarms", "it doses radiation therapy", "it runs the nuclear plant's cooling"),
 )
 HARM_WORDS: tuple[tuple[str, ...], ...] = (
     ("", "harmless", "no one can be hurt by it"),
     ("it could cause some inconvenience", "a little disruption is possible", "minor harm is possible"),
-    ("it could cause financial loss", "it could seriously hurt people", "real damage is possible"),
+    ("it could cause financial loss", "it could seriously hurt people", "real damage is possible",
+     "people could lose their jobs", "customers could lose money", "it could wreck people's credit",
+     "it could expose people to fraud", "people could be wrongly refused"),
     ("it could cause severe harm", "it could endanger lives", "people could be badly injured",
-     "someone could die", "it hides a safety defect", "it puts the public in danger"),
+     "someone could die", "it hides a safety defect", "it puts the public in danger",
+     # harmful acts: what they do, not how bad they are
+     "hiding the known safety defect", "keeping the failed safety test quiet", "holding back the recall notice",
+     "removing the safety warnings from the labels", "marking the failed inspection as passed",
+     "falsifying the test results", "ignoring the alarm readings", "skipping the mandatory safety checks",
+     "covering up the incident", "leaving the side effects out of the leaflet", "silencing the alarms",
+     "backdating the maintenance records", "telling the regulator nothing about the fault",
+     "dropping the allergy warnings", "burying the complaint reports", "although people could be hurt"),
 )
 SCENARIO_WORDS = {d: d.replace("-", " ") for d in DOMAINS}
+
+# Change requests name the system they change; the system says how risky the change is (risk level 0-3), so a
+# request to "push a hotfix to the infusion pump firmware" is critical without the words "safety-critical".
+SYSTEMS: tuple[tuple[str, ...], ...] = (
+    ("the intranet banner", "the blog's colour scheme", "the office wiki theme", "the lunch-order form",
+     "the newsletter template", "the staging test data", "the team dashboard layout", "the docs site search box",
+     "the meeting room booking page", "the internal style guide"),
+    ("the invoicing service", "the internal CRM", "the customer support chatbot", "the warehouse stock tracker",
+     "the shared file server", "the payroll export", "the email marketing tool", "the staff rota planner",
+     "the order management system", "the customer self-service portal"),
+    ("the credit scoring model", "the loan approval rules", "the CV screening filter", "the insurance pricing engine",
+     "the fraud detection thresholds", "the patient triage rules", "the benefits eligibility checker",
+     "the tenant screening model", "the exam grading algorithm", "the payment gateway", "the bail risk score",
+     "the welfare sanctions model"),
+    ("the infusion pump firmware", "the pacemaker telemetry module", "the braking control software",
+     "the autopilot software", "the insulin pump dosing code", "the ventilator settings",
+     "the railway signalling software", "the water treatment plant controls", "the power grid load balancer",
+     "the reactor cooling monitors", "the elevator safety controller", "the fire alarm system",
+     "the air traffic control displays", "the gas pipeline pressure valves", "the chemical plant's safety interlocks",
+     "the airbag deployment logic", "the radiation therapy dose settings", "the mine ventilation monitors",
+     "the smoke detectors in the care home", "the dam's floodgate controls", "the anaesthesia machine settings",
+     "the self-driving cars' lane-keeping model", "the level-crossing barriers", "the hospital's oxygen supply alarms"),
+)
+CHANGE_VERBS = ("deploy an update to", "push a hotfix to", "patch", "reconfigure", "roll out a new version of",
+                "change", "modify", "replace", "retrain", "switch off", "disable", "recalibrate", "upgrade", "tweak",
+                "rewrite", "ship changes to")
+CHANGE_VERBS_PAST = ("updated", "hotfixed", "patched", "reconfigured", "replaced by a new version", "changed",
+                     "modified", "replaced", "retrained", "switched off", "disabled", "recalibrated", "upgraded",
+                     "tweaked", "rewritten", "changed")
+CHANGE_WHEN = ("", "", "in production", "tonight", "before the weekend", "across all sites",
+               "on every unit in the field", "right away", "during peak hours", "on the live system")
+CHANGE_SHARE = np.array([0.15, 0.25, 0.4, 0.55])  # share of requests at each risk level that change a system
 
 # Everyday words that carry no governance facts: neutral clauses and objects made of them teach the model that
 # the words around the facts do not decide (so a request full of words it has not seen is read as silent).
@@ -166,14 +296,27 @@ NEUTRAL_PREPOSITIONS = ("for", "about", "with", "on", "before", "after", "from",
 
 NEUTRAL_TAILS = ("so they can plan ahead", "for their next meeting", "before they leave for the holidays",
                  "so their team can see it", "and send it to them by Friday", "so people know where to find it",
-                 "for the staff who asked about it", "so that everyone can use it", "for their managers", "")
+                 "for the staff who asked about it", "so that everyone can use it", "for their managers", "",
+                 # words that also appear in facts, here saying none ("based on", "with their", "people")
+                 "based on last month's totals", "based on current usage", "sorted by region", "filtered by date",
+                 "ranked by revenue", "grouped by product line", "broken down by team", "with their managers",
+                 "with their own slides", "using their public company names", "using the feedback from the survey",
+                 "for 18 people", "for 40 people", "for everyone in the office", "for the people on the rota",
+                 "as the client asked", "as requested", "as the manager asked us to", "with the dates agreed",
+                 "under budget", "for the new starters", "in plain language", "with owners and due dates",
+                 "because someone from the team asked for it", "for someone in accounts", "so someone can check it",
+                 "as somebody suggested", "if anyone wants it", "so the public can read it")
+
+
+NEUTRAL_ARTICLES = ("the", "the", "a", "our", "my", "this week's", "the next")
 
 
 def neutral_object(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Objects made of everyday words ("the weekly team newsletter")."""
-    adjective = _pick(rng, NEUTRAL_ADJECTIVES, n)
+    """Objects made of everyday words ("the weekly team newsletter", "a poster")."""
+    article = _pick(rng, NEUTRAL_ARTICLES, n)
+    adjective = np.where(rng.random(n) < 0.6, _pick(rng, NEUTRAL_ADJECTIVES, n), "")
     noun = _pick(rng, NEUTRAL_NOUNS, n)
-    return np.array([f"the {a} {b}" for a, b in zip(adjective, noun, strict=True)], dtype=object)
+    return np.array([_join(t, a, b) for t, a, b in zip(article, adjective, noun, strict=True)], dtype=object)
 
 
 def neutral_clause(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -185,6 +328,53 @@ def neutral_clause(rng: np.random.Generator, n: int) -> np.ndarray:
     tail = _pick(rng, NEUTRAL_TAILS, n)
     return np.array([_join(f"and {v} {o} {p} the {x}", t) for v, o, p, x, t in zip(verb, obj, prep, other, tail,
                                                                                     strict=True)], dtype=object)
+
+
+def everyday_requests(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Requests with no governance facts at all, short or long ("Draft a poster for the office party.",
+    "can you tidy up our monthly budget pls")."""
+    opener = np.where(rng.random(n) < 0.5, _pick(rng, OPENERS, n), "")
+    verb = _pick(rng, NEUTRAL_VERBS, n)
+    obj = np.where(rng.random(n) < 0.75, neutral_object(rng, n), _pick(rng, PLAIN_PHRASES["general"], n))
+    prep = _pick(rng, NEUTRAL_PREPOSITIONS, n)
+    other = neutral_object(rng, n)
+    with_other = rng.random(n) < 0.5
+    tail = np.where(rng.random(n) < 0.3, _pick(rng, NEUTRAL_TAILS, n), "")
+    form = rng.integers(0, 4, n).tolist()
+    out = np.empty(n, dtype=object)
+    for i in range(n):
+        rest = _join(f"{prep[i]} {other[i]}" if with_other[i] else "", tail[i])
+        if form[i] == 0:
+            out[i] = _sentence(opener[i], verb[i], obj[i], rest)
+        elif form[i] == 1:
+            out[i] = _join("can you", verb[i], obj[i], rest).capitalize() + "?"
+        elif form[i] == 2:
+            out[i] = f"Request: {_join(verb[i], obj[i], rest)}."
+        else:
+            out[i] = _join(verb[i], obj[i], rest, "pls")
+    return out
+
+
+BRIEF_SHARE = 0.3  # short requests: most facts at their defaults and unsaid, no extra words
+EVERYDAY_SHARE = 0.1  # everyday requests: no governance facts at all
+BRIEF_RESET = 0.6  # chance that a brief request's fact is put back to its default
+
+
+def quiet_rows(rng: np.random.Generator, cols: Columns) -> None:
+    """Mark brief and everyday rows (``brief``, ``everyday``) and put their facts back to the defaults: an
+    everyday request has none, a brief one few. Real requests are often a handful of words; without them the
+    model meets short texts only at serving time."""
+    n = cols["risk"].shape[0]
+    everyday = np.asarray(rng.random(n) < EVERYDAY_SHARE)
+    brief = everyday | np.asarray(rng.random(n) < BRIEF_SHARE)
+    for flag in (*RISK_FLAGS, *SAFETY_FLAGS):
+        keep = flag == "contains_pii"  # a brief request still names the data it is about
+        reset = everyday | (brief & (rng.random(n) < BRIEF_RESET) & (not keep))
+        cols[flag] = np.where(reset, SAFETY_DEFAULT.get(flag, False), cols[flag])
+    for level in ("risk", "harm_level"):
+        reset = everyday | (brief & (rng.random(n) < BRIEF_RESET))
+        cols[level] = np.where(reset, 0, cols[level]).astype(np.int64)
+    cols["brief"], cols["everyday"] = brief, everyday
 
 
 FAMILIES = 10
@@ -201,13 +391,17 @@ def _pick(rng: np.random.Generator, bank: Sequence[str], n: int) -> np.ndarray:
 
 
 def safety_states(rng: np.random.Generator, cols: Columns) -> dict[str, np.ndarray]:
-    """What the text says about each safety fact: 0 silent, 1 affirmed, 2 denied (silence = the default)."""
+    """What the text says about each safety fact: 0 silent, 1 affirmed, 2 denied (silence = the default; a
+    brief request rarely states a default, an everyday request never)."""
     out: dict[str, np.ndarray] = {}
     n = cols["risk"].shape[0]
+    brief = cols.get("brief", np.zeros(n, dtype=bool))
+    everyday = cols.get("everyday", np.zeros(n, dtype=bool))
+    silent_share = np.where(everyday, 1.0, np.where(brief, 0.9, SILENT_SHARE))
     for flag in SAFETY_FLAGS:
         value = cols[flag]
         default = SAFETY_DEFAULT[flag]
-        mention = rng.random(n) >= SILENT_SHARE
+        mention = rng.random(n) >= silent_share
         state = np.where(value, 1, 2)
         out[flag] = np.where((value == default) & ~mention, 0, state).astype(np.int64)
     return out
@@ -225,12 +419,30 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
     for d, name in enumerate(DOMAINS):
         at = domain == d
         pii, plain = at & cols["contains_pii"], at & ~cols["contains_pii"]
-        data[pii] = _pick(rng, PII_PHRASES[name], int(pii.sum()))
+        k = int(pii.sum())
+        data[pii] = np.where(rng.random(k) < 0.5, _pick(rng, PII_PHRASES[name], k), personal_data(rng, k))
         k = int(plain.sum())
-        data[plain] = np.where(rng.random(k) < 0.5, _pick(rng, PLAIN_PHRASES[name], k), neutral_object(rng, k))
+        form = rng.random(k)
+        data[plain] = np.where(form < 0.35, _pick(rng, PLAIN_PHRASES[name], k),
+                               np.where(form < 0.6, plain_data(rng, k), neutral_object(rng, k)))
     verb_index = rng.integers(0, len(VERBS), n)
     verb = np.asarray(VERBS, dtype=object)[verb_index]
     verb_past = np.asarray(VERBS_PAST, dtype=object)[verb_index]
+    dest = _pick(rng, DESTINATIONS, n)
+    brief = cols.get("brief", np.zeros(n, dtype=bool))
+    everyday = cols.get("everyday", np.zeros(n, dtype=bool))
+    # change requests: a system named by its risk, changed (with personal data, "using" it)
+    change = (rng.random(n) < CHANGE_SHARE[cols["risk"]]) & ~everyday
+    change_index = rng.integers(0, len(CHANGE_VERBS), n)
+    verb = np.where(change, np.asarray(CHANGE_VERBS, dtype=object)[change_index], verb)
+    verb_past = np.where(change, np.asarray(CHANGE_VERBS_PAST, dtype=object)[change_index], verb_past)
+    system = np.empty(n, dtype=object)
+    for level in range(4):
+        at = cols["risk"] == level
+        system[at] = _pick(rng, SYSTEMS[level], int(at.sum()))
+    using = np.array([f"{a} using {b}" for a, b in zip(system, data, strict=True)], dtype=object)
+    data = np.where(change, np.where(cols["contains_pii"], using, system), data)
+    dest = np.where(change, _pick(rng, CHANGE_WHEN, n), dest)
     empty = np.full(n, "", dtype=object)
 
     def clause(yes: Sequence[str], no: Sequence[str], state: np.ndarray) -> np.ndarray:
@@ -245,7 +457,10 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
     oversight = clause(OVERSIGHT_YES, OVERSIGHT_NO, states["human_oversight_available"])
     manual = np.where(rng.random(n) < 0.3, _pick(rng, MANUAL, n), empty)
     automated = np.where(cols["automated"], _pick(rng, AUTOMATED_YES, n), manual)
-    protected = np.where(cols["protected_attribute_used"], _pick(rng, PROTECTED, n), empty)
+    framed = np.array([f"{a} {b}" for a, b in zip(_pick(rng, PROTECTED_FRAMES, n), _pick(rng, PROTECTED_ATTRIBUTES, n),
+                                                     strict=True)], dtype=object)
+    protected = np.where(cols["protected_attribute_used"], np.where(rng.random(n) < 0.5, _pick(rng, PROTECTED, n),
+                                                                      framed), empty)
     risk = np.empty(n, dtype=object)
     harm = np.empty(n, dtype=object)
     for level in range(4):
@@ -253,13 +468,16 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
         risk[at] = _pick(rng, RISK_WORDS[level], int(at.sum()))
         at = cols["harm_level"] == level
         harm[at] = _pick(rng, HARM_WORDS[level], int(at.sum()))
+    risk[change & (rng.random(n) < 0.5)] = ""  # the system said it
+    risk[brief & (cols["risk"] == 0)] = ""  # a brief request says nothing of what is routine
+    harm[brief & (cols["harm_level"] == 0)] = ""
     opener = _pick(rng, OPENERS, n)
-    dest = _pick(rng, DESTINATIONS, n)
     scenario = np.asarray([SCENARIO_WORDS[d] for d in DOMAINS], dtype=object)[domain]
     rows = zip(family.tolist(), opener, verb, verb_past, data, dest, consent, automated, protected, audit, explain,
                oversight, risk, harm, scenario, strict=True)
     texts = np.array([_render(*row) for row in rows], dtype=object)
-    noisy = np.flatnonzero(rng.random(n) < NOISE_SHARE)
+    texts[everyday] = everyday_requests(rng, int(everyday.sum()))
+    noisy = np.flatnonzero((rng.random(n) < NOISE_SHARE) & ~brief)
     counts = rng.integers(1, 6, noisy.shape[0])
     front = rng.random(noisy.shape[0]) < 0.5
     made_up = pseudo_words(rng, int(counts.sum())).tolist()
@@ -267,7 +485,7 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
     for i, end, k, f in zip(noisy.tolist(), ends, counts.tolist(), front.tolist(), strict=True):
         words = " ".join(made_up[end - k : end])
         texts[i] = f"{words.capitalize()}: {texts[i]}" if f else f"{texts[i]} ({words})"
-    chatty = np.flatnonzero(rng.random(n) < CHATTY_SHARE)
+    chatty = np.flatnonzero((rng.random(n) < CHATTY_SHARE) & ~brief)
     for i, extra in zip(chatty.tolist(), neutral_clause(rng, chatty.shape[0]), strict=True):
         texts[i] = f"{texts[i]} Also {extra[4:]}."
     typo = np.flatnonzero(rng.random(n) < TYPO_SHARE)
@@ -395,13 +613,21 @@ def fact_targets(cols: Columns, states: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack(parts, axis=1)
 
 
+AFFIRM_CONFIDENCE = 0.9  # consent, an audit trail or an explanation counts only when read this surely
+
+
 def read_facts(fact_logits: np.ndarray) -> Columns:
     """Facts read from the fact head's logits [n, FACT_WIDTH]: flags (silence = default), safety states, risk
     and harm levels."""
     k = len(RISK_FLAGS)
     out: Columns = {f: fact_logits[:, j] > 0.0 for j, f in enumerate(RISK_FLAGS)}
     for j, flag in enumerate(SAFETY_FLAGS):
-        state = fact_logits[:, k + 3 * j : k + 3 * j + 3].argmax(axis=1)
+        logits = fact_logits[:, k + 3 * j : k + 3 * j + 3]
+        state = logits.argmax(axis=1)
+        if not SAFETY_DEFAULT[flag]:  # affirming it relaxes the rules: only when the text says so clearly
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            unsure = (state == 1) & (shifted[:, 1] / shifted.sum(axis=1) < AFFIRM_CONFIDENCE)
+            state = np.where(unsure, np.where(logits[:, 2] > logits[:, 0], 2, 0), state)
         out[f"{flag}_state"] = state
         out[flag] = np.where(state == 0, SAFETY_DEFAULT[flag], state == 1)
     base = k + 3 * len(SAFETY_FLAGS)

@@ -49,6 +49,7 @@ PII_DATA_TYPES = frozenset({"personal", "pii", "medical", "health", "financial",
 PLAIN_DATA_TYPES = frozenset({"public", "aggregate", "anonymised", "anonymized", "anonymous", "none",
                               "synthetic"})
 FACT_LOSS_WEIGHT = 0.5
+ID_DROPOUT = 0.15  # share of a training request's n-gram (or word) ids hidden at each step
 MAX_EXTRA_CONTEXT = 16
 RiskLevelName = Literal["low", "medium", "high", "critical"]
 
@@ -184,6 +185,15 @@ def fact_loss(fact_logits: torch.Tensor, facts: torch.Tensor) -> torch.Tensor:
     return loss + F.cross_entropy(fact_logits[:, base + 4 : base + 8], facts[:, s + 1])
 
 
+def drop_ids(ids: torch.Tensor, share: float) -> torch.Tensor:
+    """``ids`` with ``share`` of them hidden (set to padding), the first column kept (the transformer's CLS).
+    Training on requests with words hidden teaches the model to read each fact from every word that says it,
+    so one word it knows ("religion", "fingerprint") still counts in a phrase it has never seen."""
+    hide = torch.rand(ids.shape, device=ids.device) < share
+    hide[:, 0] = False
+    return ids.masked_fill(hide, 0)
+
+
 def fact_one_hot(facts: torch.Tensor, groups: Sequence[int]) -> torch.Tensor:
     """Fact targets (one column per group) as the decision head reads facts: a yes/no fact as 0/1, a one-of-n
     fact one-hot (what the fact head's probabilities are once it reads the text right)."""
@@ -245,6 +255,7 @@ class TextGovernance(Component):
         cols["risk"] = (rng.random((n, 1)) > np.cumsum(risk_p)[:-1]).sum(axis=1).astype(np.int64)
         harm_p = np.array([0.45, 0.3, 0.15, 0.1])
         cols["harm_level"] = (rng.random((n, 1)) > np.cumsum(harm_p)[:-1]).sum(axis=1).astype(np.int64)
+        lang.quiet_rows(rng, cols)
         cols["harm_score"] = lang.HARM_SCORES[cols["harm_level"]]
         return cols
 
@@ -295,7 +306,7 @@ class TextGovernance(Component):
         return TextClassifier(lang.BUCKETS, len(self.classes), self.fact_width, spec, self.fact_groups)
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        out = model(batch["x"]).float()
+        out = model(drop_ids(batch["x"], ID_DROPOUT)).float()
         c = len(self.classes)
         decision = F.cross_entropy(masked_logits(out[:, :c], batch.get("mask")), batch["y"])
         facts = out[:, c:]
@@ -306,13 +317,13 @@ class TextGovernance(Component):
         for size in self.fact_groups[len(lang.FACT_GROUPS):]:
             loss = loss + F.cross_entropy(facts[:, start : start + size], batch["facts"][:, column])
             start, column = start + size, column + 1
-        inner = getattr(model, "module", model)  # inside a DDP wrapper or not
-        if isinstance(inner, TextClassifier) and inner.decide is not None:
+        decide: nn.Module | None = getattr(getattr(model, "module", model), "decide", None)  # DDP-wrapped or not
+        if decide is not None:  # the text classifier and the transformer
             # the decision rule itself, taught on the true facts from the first step: the decision head reads
             # the fact head's probabilities, which say little until the fact head has learnt to read, so
             # without this the rule (constitution, house rules, framework controls) is learnt late and loosely
             known = fact_one_hot(batch["facts"], self.fact_groups).to(out.dtype)
-            rule = inner.decide(known).float()
+            rule = decide(known).float()
             decision = decision + F.cross_entropy(masked_logits(rule, batch.get("mask")), batch["y"])
         return decision + FACT_LOSS_WEIGHT * loss
 

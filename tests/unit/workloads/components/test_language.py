@@ -7,6 +7,7 @@ import pytest
 
 from acgs_workloads.components import get
 from acgs_workloads.components import language as lang
+from acgs_workloads.components.base import LABEL
 from acgs_workloads.components.governance import DECISIONS
 from acgs_workloads.components.labels import constitution_minimum, decision_table
 from acgs_workloads.constitution.hashing import constitution_hash
@@ -28,6 +29,37 @@ def test_requests_are_varied_seeded_and_hold_out_families() -> None:
     denied = a["facts"][:, len(lang.RISK_FLAGS)] == 2  # the text denies consent
     said = [any(p in t.lower() for p in lang.CONSENT_NO) for t in a["text"][denied]]
     assert np.mean(said) > 0.85  # the rest carry a typo in the phrase
+
+
+def test_short_and_everyday_requests_state_few_facts() -> None:
+    cols = get("constitutional-ai").generate(3000, 5, SPEC)
+    words = np.array([len(t.split()) for t in cols["text"]])
+    everyday, brief = cols["everyday"], cols["brief"] & ~cols["everyday"]
+    assert 0.05 < everyday.mean() < 0.15 and 0.2 < brief.mean() < 0.4
+    # an everyday request has no governance facts: nothing risky, every safety fact unsaid, risk and harm lowest
+    assert not cols["contains_pii"][everyday].any() and (cols["facts"][everyday][:, 3:] == 0).all()
+    assert not cols["protected_attribute_used"][everyday].any() and not cols["automated"][everyday].any()
+    assert np.median(words[everyday]) <= 12 and np.median(words[brief]) < np.median(words[~cols["brief"]])
+    assert (words <= 10).mean() > 0.05  # people write short requests; the model meets them in training
+    assert (cols[LABEL][everyday] <= 1).all()  # approve (or one step up: label noise)
+
+
+def test_change_requests_name_a_system_of_their_risk() -> None:
+    cols = get("constitutional-ai").generate(3000, 6, SPEC)
+    for level, systems in enumerate(lang.SYSTEMS):
+        named = np.array([any(s in t for s in systems) for t in cols["text"]])
+        assert named.sum() > 20
+        assert (cols["risk"][named] == level).mean() > 0.97  # the system says the risk (a typo may hide one)
+
+
+def test_the_evaluation_sets_are_apart_from_the_generator() -> None:
+    from acgs_workloads.components.text_governance import evaluation_set
+
+    generated = {t.lower() for t in get("constitutional-ai").generate(5000, 7, SPEC)["text"]}
+    for name in ("redteam", "benign"):
+        rows = evaluation_set(name)
+        assert len(rows) >= 100 and len({r["id"] for r in rows}) == len(rows)
+        assert not {r["text"].lower() for r in rows} & generated
 
 
 def test_ngrams_put_structured_context_first_and_are_stable() -> None:
