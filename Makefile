@@ -11,6 +11,7 @@ export ACGS_CACHE
 venv:
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@hack/install-python-deps.sh $(PY)
+	@$(PY) hack/build_word_vectors.py
 
 # With an existing cluster (ACGS_TEST_KUBECONFIG) the tests start no control plane: etcd and
 # kube-apiserver are not built (kubectl from PATH is used).

@@ -30,7 +30,7 @@ def profile(name: str, requests: int) -> dict[str, float]:
     constitution = default_constitution()
     component = get(name)
     spec = ModelSpec()
-    served = ServedModel(component).load_state(component.build_model(spec).state_dict(), spec, constitution.hash)
+    served = ServedModel(component).load_state(component.build_trainable(spec).state_dict(), spec, constitution.hash)
     guard = ConstitutionEvaluator(constitution, cache_size=SERVING_CACHE_SIZE)
     cols = component.generate(requests, 3, spec, constitution)
     bodies = [component.request_for(cols, i, constitution.hash) for i in range(requests)]

@@ -86,6 +86,11 @@ class Component(ABC):
         response can name the principles that decided); default: nothing."""
         return None
 
+    def build_trainable(self, spec: ModelSpec) -> nn.Module:
+        """The model a training run starts from (default: :meth:`build_model`; a component with pretrained parts
+        copies them in here, and its artifact then carries them)."""
+        return self.build_model(spec)
+
     def prepare_for_inference(self, model: nn.Module) -> None:
         """Put a trained model into its serving configuration (default: nothing to do)."""
         return None

@@ -7,6 +7,10 @@ WINA sparse activation can be switched on without changing the weights or their 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -163,7 +167,55 @@ def group_probabilities(logits: torch.Tensor, groups: tuple[int, ...]) -> torch.
     return torch.cat(parts, dim=-1)
 
 
-class TransformerClassifier(nn.Module):
+class WordVectorTable(nn.Module):
+    """Pretrained word vectors as buffers (so an artifact carries them): ``hashes`` sorted, ``vectors`` in that
+    order (:mod:`~acgs_workloads.components.vectors`). Empty until :meth:`fill` or a state dict fills it; a
+    state dict's table replaces whatever size this one had."""
+
+    hashes: torch.Tensor
+    vectors: torch.Tensor
+
+    def __init__(self, dimensions: int) -> None:
+        super().__init__()
+        self.register_buffer("hashes", torch.zeros(0, dtype=torch.int64))
+        self.register_buffer("vectors", torch.zeros(0, dimensions, dtype=torch.float16))
+
+    def fill(self, hashes: np.ndarray, vectors: np.ndarray) -> None:
+        device = self.hashes.device
+        self.hashes = torch.as_tensor(hashes, dtype=torch.int64, device=device)
+        self.vectors = torch.as_tensor(vectors, dtype=torch.float16, device=device)
+
+    def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        for name in ("hashes", "vectors"):
+            incoming = state_dict.get(prefix + name)
+            if incoming is not None:
+                setattr(self, name, torch.empty_like(incoming, device=getattr(self, name).device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The vectors of word hashes ``keys`` [...] as float32 [..., dimensions], and which were found."""
+        if self.hashes.numel() == 0:
+            return keys.new_zeros((*keys.shape, self.vectors.shape[1]), dtype=torch.float32), keys != keys
+        at = torch.searchsorted(self.hashes, keys).clamp(max=self.hashes.numel() - 1)
+        found = (self.hashes[at] == keys) & (keys != 0)
+        return self.vectors[at].float() * found.unsqueeze(-1), found
+
+
+class ReadsWordVectors(nn.Module):
+    """A model with an optional :class:`WordVectorTable` (``words``) that training fills."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.words: WordVectorTable | None = None
+
+    def set_word_vectors(self, hashes: np.ndarray, vectors: np.ndarray) -> None:
+        """Copy the pretrained table into the model (training; a loaded state dict brings its own)."""
+        if self.words is None:
+            raise ValueError(f"this {type(self).__name__} was built without word vectors")
+        self.words.fill(hashes, vectors)
+
+
+class TransformerClassifier(ReadsWordVectors):
     """Token + position embeddings, ``layers`` transformer blocks, classification from the first token.
 
     Trailing columns that are padding in every row of a batch are cut before the blocks (absolute positions
@@ -175,13 +227,20 @@ class TransformerClassifier(nn.Module):
     wina_sparsity: float = 0.0  # the WINA sparsity its component serves it at (wina-optimization)
 
     def __init__(self, vocab: int, classes: int, spec: ModelSpec, pad_id: int = 0,
-                 fact_groups: tuple[int, ...] | None = None) -> None:
+                 fact_groups: tuple[int, ...] | None = None, word_dimensions: int = 0) -> None:
         super().__init__()
         if spec.hidden_size % spec.heads:
             raise ValueError("model.hiddenSize must be a multiple of model.heads")
         self.gradient_checkpointing = False
         self.pad_id = pad_id
         self.embed = nn.Embedding(vocab, spec.hidden_size)
+        # with word vectors the input is [token ids | word keys at the same positions]; a word's projected
+        # pretrained vector is added to its token embedding
+        if word_dimensions:
+            self.words = WordVectorTable(word_dimensions)
+            self.word_projection = nn.Linear(word_dimensions, spec.hidden_size)
+            nn.init.normal_(self.word_projection.weight, std=0.02)  # at the scale of the token embeddings
+            nn.init.zeros_(self.word_projection.bias)
         self.position = nn.Embedding(spec.sequence_length, spec.hidden_size)
         nn.init.normal_(self.embed.weight, std=0.02)  # a word never seen in training stays near zero
         nn.init.normal_(self.position.weight, std=0.02)
@@ -201,10 +260,17 @@ class TransformerClassifier(nn.Module):
     def embedded(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Token + position embeddings [batch, length, hidden] with the trailing columns that are padding in
         every row cut, and the padding mask of what is left (None when nothing is padding)."""
+        keys, words = None, self.words
+        if words is not None:
+            tokens, keys = tokens[:, : tokens.shape[1] // 2], tokens[:, tokens.shape[1] // 2 :]
         used = tokens != self.pad_id
         length = int(used.any(dim=0).nonzero().max()) + 1 if bool(used.any()) else 1
         tokens, used = tokens[:, :length], used[:, :length]
         h = self.embed(tokens) + self.position(torch.arange(length, device=tokens.device))[None]
+        if words is not None and keys is not None:
+            vectors, found = words(keys[:, :length].contiguous())
+            vectors = F.normalize(vectors, dim=-1)  # direction only: the meaning, not the word's frequency
+            h = h + self.word_projection(vectors.to(h.dtype)) * found.unsqueeze(-1).to(h.dtype)
         return h, None if bool(used.all()) else ~used
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -224,7 +290,7 @@ class TransformerClassifier(nn.Module):
         return torch.cat([self.decide(group_probabilities(out, self.fact_groups)), out], dim=-1)
 
 
-class TextClassifier(nn.Module):
+class TextClassifier(ReadsWordVectors):
     """A bag of hashed n-grams (sum of their embeddings over the square root of their count) feeding a residual
     MLP.
 
@@ -236,10 +302,17 @@ class TextClassifier(nn.Module):
     """
 
     def __init__(self, buckets: int, classes: int, facts: int, spec: ModelSpec,
-                 fact_groups: tuple[int, ...] | None = None) -> None:
+                 fact_groups: tuple[int, ...] | None = None, ngrams: int | None = None,
+                 word_dimensions: int = 0) -> None:
         super().__init__()
         self.embed = nn.EmbeddingBag(buckets, spec.hidden_size, mode="sum", padding_idx=0)
         nn.init.zeros_(self.embed.weight)  # an n-gram never seen in training says nothing (not a random vector)
+        # with word vectors: the input's first ``ngrams`` columns are n-gram ids, the rest word hashes, and each
+        # word's pretrained vector is projected and max-pooled (one word can say a fact however long the text)
+        self.ngrams = ngrams
+        if word_dimensions:
+            self.words = WordVectorTable(word_dimensions)
+            self.word_projection = nn.Sequential(nn.Linear(word_dimensions, spec.hidden_size), nn.ReLU())
         self.fact_groups = fact_groups
         if fact_groups is None:
             self.body = MLPClassifier(spec.hidden_size, classes + facts, spec)
@@ -270,9 +343,17 @@ class TextClassifier(nn.Module):
         return torch.cat(parts, dim=-1)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        keys = None
+        if self.ngrams is not None:
+            ids, keys = ids[:, : self.ngrams], ids[:, self.ngrams :].contiguous()
         # sum / sqrt(n-grams): unseen words dilute what was read less than a mean would
         count = (ids != 0).sum(dim=1, keepdim=True).clamp(min=1).to(self.embed.weight.dtype)
-        out = self.body(self.embed(ids) / count.sqrt())
+        h = self.embed(ids) / count.sqrt()
+        if self.words is not None and keys is not None and keys.shape[1]:
+            vectors, found = self.words(keys)
+            projected = self.word_projection(vectors.to(h.dtype)) * found.unsqueeze(-1).to(h.dtype)
+            h = h + projected.max(dim=1).values
+        out = self.body(h)
         if self.decide is None:
             return out
         return torch.cat([self.decide(self.fact_probabilities(out)), out], dim=-1)

@@ -23,7 +23,7 @@ def build_task(cfg: TrainRunConfig) -> TrainTask:
     component = get(cfg.component)
     train, _ = run_split(cfg)
     return TrainTask(
-        model_factory=partial(component.build_model, cfg.model),
+        model_factory=partial(component.build_trainable, cfg.model),
         train_data=train_tensors(component, train, cfg.model),
         loss_fn=component.loss,
         supports_gradient_checkpointing=True,

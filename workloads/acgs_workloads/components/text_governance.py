@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from acgs_workloads.components import language as lang
+from acgs_workloads.components import vectors as vec
 from acgs_workloads.components.base import LABEL, Columns, Component, HashedRequest, masked_logits
 from acgs_workloads.components.governance import (
     DECISIONS,
@@ -39,7 +40,7 @@ from acgs_workloads.components.governance import (
     safeguards_for,
 )
 from acgs_workloads.components.labels import constitution_minimum, decision_table
-from acgs_workloads.components.models import TextClassifier
+from acgs_workloads.components.models import ReadsWordVectors, TextClassifier
 from acgs_workloads.contract import ConstitutionSnapshot, ModelSpec
 
 REVEAL_SHARE = 0.25  # share of facts a generated request also states as structured context
@@ -297,13 +298,23 @@ class TextGovernance(Component):
         return [context_tokens(cols, i) for i in range(cols["risk"].shape[0])]
 
     def inputs(self, cols: Columns, spec: ModelSpec) -> dict[str, np.ndarray]:
-        return {"x": lang.featurize(list(cols["text"]), self.extras(cols))}
+        """n-gram ids, then the words' hashes for the pretrained vectors: [n, MAX_NGRAMS + WORDS_PER_REQUEST]."""
+        texts = list(cols["text"])
+        return {"x": np.concatenate([lang.featurize(texts, self.extras(cols)), vec.word_hashes(texts)], axis=1)}
 
     def targets(self, cols: Columns) -> dict[str, np.ndarray]:
         return {"facts": cols["facts"].astype(np.int64)}
 
     def build_model(self, spec: ModelSpec) -> nn.Module:
-        return TextClassifier(lang.BUCKETS, len(self.classes), self.fact_width, spec, self.fact_groups)
+        return TextClassifier(lang.BUCKETS, len(self.classes), self.fact_width, spec, self.fact_groups,
+                              ngrams=lang.MAX_NGRAMS, word_dimensions=vec.DIMENSIONS)
+
+    def build_trainable(self, spec: ModelSpec) -> nn.Module:
+        model = self.build_model(spec)
+        if isinstance(model, ReadsWordVectors) and model.words is not None:
+            table = vec.load_word_vectors()
+            model.set_word_vectors(table.hashes, table.vectors)
+        return model
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         out = model(drop_ids(batch["x"], ID_DROPOUT)).float()

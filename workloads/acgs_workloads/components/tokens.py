@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from acgs_workloads.components.vectors import word_hash
+
 PAD, CLS = 0, 1
 RESERVED = 2  # ids below this are PAD and CLS
 VOCAB = 1 << 14
@@ -49,6 +51,21 @@ def encode(texts: Sequence[str], extras: Sequence[Sequence[str]] | None, length:
                 found = cache[token] = token_id(token)
             ids.append(found)
         out[i, : len(ids)] = ids
+    return out
+
+
+def encode_words(texts: Sequence[str], extras: Sequence[Sequence[str]] | None, length: int) -> np.ndarray:
+    """The pretrained-vector keys of :func:`encode`'s positions [n, length]: each word's
+    :func:`~acgs_workloads.components.vectors.word_hash`, 0 for ``CLS``, context tokens and padding."""
+    out = np.zeros((len(texts), length), dtype=np.int64)
+    cache: dict[str, int] = {}
+    for i, text in enumerate(texts):
+        skip = 1 + len(extras[i] if extras is not None else ())
+        for j, word in enumerate(words(text)[: max(length - skip, 0)]):
+            found = cache.get(word)
+            if found is None:
+                found = cache[word] = word_hash(word)
+            out[i, skip + j] = found
     return out
 
 

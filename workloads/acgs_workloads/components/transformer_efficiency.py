@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from acgs_workloads.components import tokens as tok
+from acgs_workloads.components import vectors as vec
 from acgs_workloads.components.base import Columns
 from acgs_workloads.components.constitutional_ai import ConstitutionalAI
 from acgs_workloads.components.models import TransformerClassifier
@@ -40,11 +41,12 @@ def memory_figures(model: nn.Module) -> dict[str, float]:
 
 
 @torch.no_grad()
-def inference_tokens_per_second(model: nn.Module, tokens: np.ndarray, batch_size: int = 256) -> float:
-    """Measured forward-pass throughput over ``tokens`` (after one warm-up batch), counting the tokens of the
-    requests (not their padding)."""
+def inference_tokens_per_second(model: nn.Module, inputs: np.ndarray, tokens: np.ndarray, batch_size: int = 256
+                                ) -> float:
+    """Measured forward-pass throughput over ``inputs`` (after one warm-up batch), counting the tokens of the
+    requests (``tokens``: their token ids, not the padding)."""
     model.eval()
-    x = torch.as_tensor(tokens, dtype=torch.int64)
+    x = torch.as_tensor(inputs, dtype=torch.int64)
     model(x[:batch_size])
     start = time.perf_counter()
     for i in range(0, x.shape[0], batch_size):
@@ -57,16 +59,21 @@ class TransformerEfficiency(ConstitutionalAI):
     name = "transformer-efficiency"
 
     def inputs(self, cols: Columns, spec: ModelSpec) -> dict[str, np.ndarray]:
-        return {"x": tok.encode(list(cols["text"]), self.extras(cols), spec.sequence_length)}
+        """Token ids, then the words' pretrained-vector keys at the same positions: [n, 2 * sequenceLength]."""
+        texts, extras = list(cols["text"]), self.extras(cols)
+        return {"x": np.concatenate([tok.encode(texts, extras, spec.sequence_length),
+                                     tok.encode_words(texts, extras, spec.sequence_length)], axis=1)}
 
     def build_model(self, spec: ModelSpec) -> nn.Module:
-        return TransformerClassifier(tok.VOCAB, len(self.classes), spec, tok.PAD, self.fact_groups)
+        return TransformerClassifier(tok.VOCAB, len(self.classes), spec, tok.PAD, self.fact_groups,
+                                     word_dimensions=vec.DIMENSIONS)
 
     def extra_metrics(self, model: nn.Module, cols: Columns, predicted: np.ndarray, spec: ModelSpec) -> dict[str, Any]:
-        tokens = self.inputs(cols, spec)["x"]
+        x = self.inputs(cols, spec)["x"]
+        tokens = x[:, : spec.sequence_length]
         full = tok.full_lengths(list(cols["text"]), self.extras(cols))
         figures: dict[str, Any] = {
-            "inferenceTokensPerSecond": inference_tokens_per_second(model, tokens),
+            "inferenceTokensPerSecond": inference_tokens_per_second(model, x, tokens),
             "tokensPerRequest": float(tok.lengths(tokens).mean()),
             "truncatedShare": float((full > spec.sequence_length).mean()),  # requests cut at sequenceLength
         }

@@ -58,7 +58,8 @@ class RayContext(WorkerContext):
             self.attempt = int(ray.get(monitor.started.remote()))
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        return ray.train.torch.prepare_model(model)
+        # buffers are constant tables (pretrained word vectors), the same on every rank: not re-sent each step
+        return ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"broadcast_buffers": False})
 
     def latest_state(self) -> dict[str, Any] | None:
         """The newest of Ray's latest registered checkpoint and the newest complete one in the run's storage.

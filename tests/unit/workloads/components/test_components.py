@@ -127,7 +127,10 @@ def test_transformer_components_read_the_text_task(constitution: ConstitutionSna
     np.testing.assert_array_equal(a["text"], b["text"])  # the same requests and Constitution-derived labels
     np.testing.assert_array_equal(a["label"], b["label"])
     assert te.request_model is ca.request_model and te.response_model is ca.response_model
-    assert te.inputs(a, SPEC)["x"].shape == (200, SPEC.sequence_length)
+    x = te.inputs(a, SPEC)["x"]  # token ids, then each word's pretrained-vector key at the same position
+    assert x.shape == (200, 2 * SPEC.sequence_length)
+    tokens, keys = x[:, : SPEC.sequence_length], x[:, SPEC.sequence_length :]
+    assert ((keys != 0) <= (tokens > tok.CLS)).all() and (keys[:, 0] == 0).all()  # words only, never CLS
     spec = SPEC.model_copy(update={"wina_sparsity": 0.25})
     model = wina.build_model(spec)
     wina.prepare_for_inference(model)
