@@ -2,8 +2,9 @@
 
 ``full`` runs the samples as written. ``small`` shrinks datasets and epochs for the CI end-to-end test; every
 component keeps its sample's gates (the default minCompliance 0.9). Measured with plain torch on one thread of
-the 2-core machine at the ``small`` sizes, transformer-efficiency (8,000 x 3) and wina-optimization (8,000 x 3,
-WINA sparsity 0.5) pass it: see their samples' comments for the figures.
+the 2-core machine at the ``small`` sizes, every component passes it with a margin: see the samples' comments
+for the figures (at 8,000 x 3 the transformers' compliance fell to 0.90-0.93 once the generator wrote short,
+change and everyday requests, so they train on 12,000 x 3; policy-governance on 16,000 x 4).
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ PROFILES: dict[str, Mapping[str, Scale]] = {
     "full": {},
     "small": {
         "constitutional-ai": Scale(examples=12000, epochs=3),
-        "policy-governance": Scale(examples=12000, epochs=4),
+        "policy-governance": Scale(examples=16000, epochs=4),
         "multi-agent-coordination": Scale(examples=20000, epochs=2),
         "performance-optimization": Scale(examples=10000, epochs=8),
-        "transformer-efficiency": Scale(examples=8000, epochs=3),
-        "wina-optimization": Scale(examples=8000, epochs=3),
+        "transformer-efficiency": Scale(examples=12000, epochs=3),
+        "wina-optimization": Scale(examples=12000, epochs=3),
     },
 }
 

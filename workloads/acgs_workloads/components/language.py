@@ -8,6 +8,12 @@ typos) in one of several **template families** (word order, ticket style, questi
 Families listed in :data:`HELD_OUT_FAMILIES` are never used for training: evaluation uses them to measure
 generalisation to wordings the model has not seen.
 
+Real requests are often short, so :func:`quiet_rows` marks brief requests (few facts, no extra words) and
+everyday ones (no facts: :func:`everyday_requests`); a change request names the system it changes, and
+:data:`SYSTEMS` says how risky that is. Personal data and protected attributes are also composed word by word
+(:func:`personal_data`, :data:`PROTECTED_FRAMES` x :data:`PROTECTED_ATTRIBUTES`), and :data:`NEUTRAL_TAILS`
+holds decoys: the words facts use ("based on", "with their", "people") in clauses that state none.
+
 Silence means the default: no consent, no audit trail, no explanation, a human reviewer available, not
 automated, low risk, negligible harm. :func:`featurize` turns text into hashed word uni/bi-grams and
 character 4-grams (fastText-style buckets; a stable CRC32 hash, so nothing is downloaded or trained for
@@ -117,14 +123,12 @@ PLAIN_KINDS = ("sales figures", "usage statistics", "website visits", "survey re
 
 def personal_data(rng: np.random.Generator, n: int) -> np.ndarray:
     """Personal data in the "<whose> <what>" form ("tenants' convictions")."""
-    return np.array([f"{a} {b}" for a, b in zip(_pick(rng, DATA_OWNERS, n), _pick(rng, DATA_KINDS, n), strict=True)],
-                    dtype=object)
+    return _pick(rng, DATA_OWNERS, n) + " " + _pick(rng, DATA_KINDS, n)
 
 
 def plain_data(rng: np.random.Generator, n: int) -> np.ndarray:
     """Data about no one ("the anonymised survey results")."""
-    return np.array([f"the {a} {b}" for a, b in zip(_pick(rng, PLAIN_QUALIFIERS, n), _pick(rng, PLAIN_KINDS, n),
-                                                      strict=True)], dtype=object)
+    return "the " + _pick(rng, PLAIN_QUALIFIERS, n) + " " + _pick(rng, PLAIN_KINDS, n)
 
 
 VERBS = ("send", "export", "share", "copy", "upload", "transfer", "give", "forward", "sell", "publish", "move",
@@ -440,8 +444,7 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
     for level in range(4):
         at = cols["risk"] == level
         system[at] = _pick(rng, SYSTEMS[level], int(at.sum()))
-    using = np.array([f"{a} using {b}" for a, b in zip(system, data, strict=True)], dtype=object)
-    data = np.where(change, np.where(cols["contains_pii"], using, system), data)
+    data = np.where(change, np.where(cols["contains_pii"], system + " using " + data, system), data)
     dest = np.where(change, _pick(rng, CHANGE_WHEN, n), dest)
     empty = np.full(n, "", dtype=object)
 
@@ -457,8 +460,7 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
     oversight = clause(OVERSIGHT_YES, OVERSIGHT_NO, states["human_oversight_available"])
     manual = np.where(rng.random(n) < 0.3, _pick(rng, MANUAL, n), empty)
     automated = np.where(cols["automated"], _pick(rng, AUTOMATED_YES, n), manual)
-    framed = np.array([f"{a} {b}" for a, b in zip(_pick(rng, PROTECTED_FRAMES, n), _pick(rng, PROTECTED_ATTRIBUTES, n),
-                                                     strict=True)], dtype=object)
+    framed = _pick(rng, PROTECTED_FRAMES, n) + " " + _pick(rng, PROTECTED_ATTRIBUTES, n)
     protected = np.where(cols["protected_attribute_used"], np.where(rng.random(n) < 0.5, _pick(rng, PROTECTED, n),
                                                                       framed), empty)
     risk = np.empty(n, dtype=object)
