@@ -195,7 +195,8 @@ class WordVectorTable(nn.Module):
     def forward(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The vectors of word hashes ``keys`` [...] as float32 [..., dimensions], and which were found."""
         if self.hashes.numel() == 0:
-            return keys.new_zeros((*keys.shape, self.vectors.shape[1]), dtype=torch.float32), keys != keys
+            missing = torch.zeros_like(keys, dtype=torch.bool)
+            return keys.new_zeros((*keys.shape, self.vectors.shape[1]), dtype=torch.float32), missing
         at = torch.searchsorted(self.hashes, keys).clamp(max=self.hashes.numel() - 1)
         found = (self.hashes[at] == keys) & (keys != 0)
         return self.vectors[at].float() * found.unsqueeze(-1), found
@@ -292,7 +293,8 @@ class TransformerClassifier(ReadsWordVectors):
 
 class TextClassifier(ReadsWordVectors):
     """A bag of hashed n-grams (sum of their embeddings over the square root of their count) feeding a residual
-    MLP.
+    MLP. With ``word_dimensions`` (and ``ngrams``, the n-gram columns of the input) it also reads each word's
+    pretrained vector (:class:`WordVectorTable`), projected and max-pooled, added to the bag.
 
     ``forward`` returns ``classes + facts`` logits per row: the decision first, then the fact head (what the
     text says about each governance fact). With ``fact_groups`` (the fact head's groups: size 1 is a yes/no
