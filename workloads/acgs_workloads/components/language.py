@@ -359,8 +359,8 @@ def everyday_requests(rng: np.random.Generator, n: int) -> np.ndarray:
     return out
 
 
-BRIEF_SHARE = 0.3  # short requests: most facts at their defaults and unsaid, no extra words
-EVERYDAY_SHARE = 0.1  # everyday requests: no governance facts at all
+BRIEF_SHARE = 0.3  # drawn brief: most facts at their defaults and unsaid, no extra words (37 % with everyday)
+EVERYDAY_SHARE = 0.1  # everyday requests: no governance facts at all (brief too)
 BRIEF_RESET = 0.6  # chance that a brief request's fact is put back to its default
 
 

