@@ -11,6 +11,7 @@ IfNotPresent. On a machine with kind, use kind instead (README, "Install on a re
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from acgs_operator.devenv import node_config as cfg
 from acgs_operator.devenv.binaries import cache_dir
 from acgs_operator.devenv.controlplane import ControlPlane
 from acgs_operator.devenv.controlplane import stop_from_state as stop_control_plane
-from acgs_operator.devenv.kubectl import Kubectl
+from acgs_operator.devenv.kubectl import Kubectl, KubectlError
 from acgs_operator.devenv.node import Node, check_host, host_address, node_ready
 from acgs_operator.devenv.node import stop_from_state as stop_node
 from acgs_operator.devenv.pki import Pki
@@ -55,8 +56,6 @@ def kuberay_image() -> str:
 
 def kuberay_module_dir() -> Path:
     """The KubeRay operator's Go module (downloaded when it was built): its CRDs and its ClusterRole."""
-    import subprocess
-
     out = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()
     path = Path(out) / "github.com" / "ray-project" / "kuberay" / f"ray-operator@{binaries.KUBERAY_VERSION}"
     if not (path / "config" / "crd" / "bases").is_dir():
@@ -107,13 +106,59 @@ def build_images(timer: Timer) -> dict[str, str]:
     return built
 
 
-def install_coredns(kubectl: Kubectl) -> None:
+def stuck_report(node: dict[str, Any], pods: dict[str, Any], events: dict[str, Any]) -> list[str]:
+    """Why pods do not become ready, from the node, the pods and the Warning events: the node's pressure
+    conditions and taints, each pod's phase, unscheduled reason and waiting containers."""
+    lines = []
+    name = node.get("metadata", {}).get("name", "?")
+    for cond in node.get("status", {}).get("conditions", []):
+        if (cond["type"] == "Ready") != (cond.get("status") == "True"):
+            lines.append(f"node {name}: {cond['type']}={cond.get('status')} ({cond.get('message', '')})")
+    for taint in node.get("spec", {}).get("taints", []):
+        lines.append(f"node {name}: taint {taint['key']}:{taint['effect']}")
+    for pod in pods.get("items", []):
+        status = pod.get("status", {})
+        parts = [status.get("phase", "?")]
+        parts += [
+            f"{c['reason']}: {c.get('message', '')}"
+            for c in status.get("conditions", [])
+            if c["type"] == "PodScheduled" and c.get("status") != "True" and "reason" in c
+        ]
+        for container in status.get("containerStatuses", []):
+            if waiting := container.get("state", {}).get("waiting"):
+                parts.append(f"{container['name']} {waiting.get('reason')}: {waiting.get('message', '')}")
+        lines.append(f"pod {pod['metadata']['name']}: " + "; ".join(parts))
+    warnings = [e for e in events.get("items", []) if e.get("type") == "Warning"]
+    for event in warnings[-5:]:
+        lines.append(f"event {event['involvedObject'].get('name')}: {event.get('reason')}: {event.get('message')}")
+    return lines
+
+
+def wait_for_rollout(kubectl: Kubectl, namespace: str, deployment: str, node_name: str, seconds: int = 120) -> None:
+    """``kubectl rollout status``; when it times out, the error says why the pods are not ready."""
+    try:
+        status = ["-n", namespace, "rollout", "status", f"deployment/{deployment}", f"--timeout={seconds}s"]
+        kubectl.run(*status, timeout=seconds + 30)
+    except (KubectlError, subprocess.TimeoutExpired) as exc:
+        try:
+            report = stuck_report(
+                kubectl.get_json("node", node_name),
+                kubectl.get_json("-n", namespace, "pods"),
+                kubectl.get_json("-n", namespace, "events"),
+            )
+        except (KubectlError, subprocess.TimeoutExpired, ValueError) as why:
+            report = [f"(could not read the pods and node: {why})"]
+        detail = "\n  ".join(report)
+        raise ServiceError(f"{namespace}/{deployment} was not ready in {seconds}s: {exc}\n  {detail}") from exc
+
+
+def install_coredns(kubectl: Kubectl, node_name: str) -> None:
     docs = cfg.coredns_manifests(coredns_image())
     kubectl.apply("\n---\n".join(yaml.safe_dump(d) for d in docs))
-    kubectl.run("-n", cfg.DNS_NAMESPACE, "rollout", "status", "deployment/coredns", "--timeout=120s")
+    wait_for_rollout(kubectl, cfg.DNS_NAMESPACE, "coredns", node_name)
 
 
-def install_kuberay(kubectl: Kubectl) -> None:
+def install_kuberay(kubectl: Kubectl, node_name: str) -> None:
     module = kuberay_module_dir()
     names = []
     for crd in sorted((module / "config" / "crd" / "bases").glob("*.yaml")):
@@ -124,7 +169,14 @@ def install_kuberay(kubectl: Kubectl) -> None:
     role = yaml.safe_load((module / "config" / "rbac" / "role.yaml").read_text())
     docs = cfg.kuberay_manifests(kuberay_image(), role)
     kubectl.apply("\n---\n".join(yaml.safe_dump(d) for d in docs))
-    kubectl.run("-n", cfg.KUBERAY_NAMESPACE, "rollout", "status", "deployment/kuberay-operator", "--timeout=120s")
+    wait_for_rollout(kubectl, cfg.KUBERAY_NAMESPACE, "kuberay-operator", node_name)
+
+
+def load_images(refs: list[str], paths: cfg.NodePaths) -> None:
+    """The node's images into its containerd, checked for room against the kubelet's eviction threshold."""
+    images.load_into_containerd(
+        refs, paths.containerd_socket, disk=paths.workdir, reserve_fraction=cfg.EVICTION_DISK_PERCENT / 100
+    )
 
 
 class DevCluster:
@@ -162,13 +214,13 @@ class DevCluster:
             timer.step("node Ready", node.start)
             timer.step(
                 "images into containerd",
-                lambda: images.load_into_containerd(list(built.values()), node.paths.containerd_socket),
+                lambda: load_images(list(built.values()), node.paths),
             )
             ARTIFACT_DIR.mkdir(parents=True, exist_ok=True)
             ARTIFACT_DIR.chmod(0o777)
             kubectl = Kubectl(plane.kubeconfig)
-            timer.step("cluster DNS", lambda: install_coredns(kubectl))
-            timer.step("KubeRay operator", lambda: install_kuberay(kubectl))
+            timer.step("cluster DNS", lambda: install_coredns(kubectl, node.node_name))
+            timer.step("KubeRay operator", lambda: install_kuberay(kubectl, node.node_name))
             keys.key_pair()  # the development signing key pair (README: its Secret and ConfigMap)
         except BaseException:
             node.stop()
@@ -192,8 +244,8 @@ class DevCluster:
         print(f"[acgs cluster] already up (export KUBECONFIG={state.kubeconfig}); refreshing the images", flush=True)
         timer = Timer()
         built = build_images(timer)
-        socket = cfg.NodePaths(Path(state.workdir) / "node").containerd_socket
-        timer.step("images into containerd", lambda: images.load_into_containerd(list(built.values()), socket))
+        paths = cfg.NodePaths(Path(state.workdir) / "node")
+        timer.step("images into containerd", lambda: load_images(list(built.values()), paths))
         state.images = built
         state.seconds = {**timer.seconds, "total": round(sum(timer.seconds.values()), 1)}
         state.save(self.state_file)
@@ -206,4 +258,3 @@ class DevCluster:
         stopped = stop_control_plane(self.workdir / "control-plane") or stopped
         self.state_file.unlink(missing_ok=True)
         return stopped
-

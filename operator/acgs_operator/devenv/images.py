@@ -98,7 +98,11 @@ BINARY_IMAGE_VERSION = "2"
 
 STAMP_LABEL = "io.acgs.stamp"
 BINARY_LABEL = "io.acgs.binary.sha256"
-PINNED_LABEL = "io.cri-containerd.pinned=pinned"  # kubelet's image garbage collection keeps pinned images
+# kubelet's image garbage collection keeps pinned images, where containerd reports the label (1.7 and later):
+# Debian bookworm's containerd 1.6 does not, so free disk space is what keeps the loaded images there.
+PINNED_LABEL = "io.cri-containerd.pinned=pinned"
+# Loading an image into containerd needs its content and its unpacked snapshot: about twice its size.
+LOAD_SPACE_FACTOR = 2.2
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 HOST_EXTRA_CAS = Path("/usr/local/share/ca-certificates")
@@ -402,6 +406,29 @@ def parse_ctr_images(text: str) -> dict[str, str]:
         if len(fields) >= 3 and fields[2].startswith("sha256:"):
             out[fields[0]] = fields[2]
     return out
+
+
+def parse_ctr_container_images(text: str) -> set[str]:
+    """``ctr containers ls`` output -> the image each container was created from."""
+    return {fields[1] for line in text.splitlines()[1:] if len(fields := line.split()) >= 2}
+
+
+def unneeded_refs(listing: Mapping[str, str], in_use: Iterable[str], replacing: str | None = None) -> list[str]:
+    """The image records of ``listing`` ({ref: manifest digest}) that nothing needs: no name other than
+    ``replacing`` points at their manifest and no container uses it. The CRI plugin keeps an ID record
+    (``sha256:<config>``) beside each name; when a name moves to a new import, the ID record keeps the old image
+    (content and unpacked snapshot, 14 GB for the Ray image) on disk. ``replacing``: a name about to be imported
+    again, whose current image goes too unless a container uses it."""
+    used = {listing.get(ref) or listing.get(normalize_ref(ref)) or ref for ref in in_use}
+    named = {digest for ref, digest in listing.items() if not ref.startswith("sha256:") and ref != replacing}
+    return sorted(ref for ref, digest in listing.items() if digest not in used | named)
+
+
+def disk_shortfall(free: int, total: int, size: int, reserve_fraction: float) -> int:
+    """Bytes missing to load an image of ``size`` and still leave ``reserve_fraction`` of the disk free (where
+    the kubelet starts to reclaim space, removing every image no pod uses); 0 when it fits."""
+    need = int(size * LOAD_SPACE_FACTOR) + int(total * reserve_fraction)
+    return max(0, need - free)
 
 
 def normalize_ref(ref: str) -> str:
@@ -1034,20 +1061,62 @@ def loaded_config_digests(address: Path, namespace: str, refs: Iterable[str]) ->
     return out
 
 
-def load_into_containerd(images: list[str], address: Path, namespace: str = "k8s.io") -> None:
+def _containerd_images(address: Path, namespace: str) -> dict[str, str]:
+    return parse_ctr_images(_ctr(address, namespace, "images", "ls"))
+
+
+def _remove_unneeded(address: Path, namespace: str, replacing: str | None = None) -> None:
+    listing = _containerd_images(address, namespace)
+    in_use = parse_ctr_container_images(_ctr(address, namespace, "containers", "ls"))
+    if refs := unneeded_refs(listing, in_use, replacing):
+        _log(f"removing {len(refs)} image record(s) no name or container needs: {', '.join(refs)}")
+        _ctr(address, namespace, "images", "rm", "--sync", *refs, timeout=600)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB"
+
+
+def _check_space(disk: Path, image: str, size: int, reserve_fraction: float) -> None:
+    usage = shutil.disk_usage(disk)
+    if missing := disk_shortfall(usage.free, usage.total, size, reserve_fraction):
+        raise ServiceError(
+            f"not enough disk space to load {image} ({_gb(size)}) into containerd: {disk} has {_gb(usage.free)} "
+            f"free of {_gb(usage.total)}, loading needs about {_gb(size * LOAD_SPACE_FACTOR)} and the kubelet "
+            f"reclaims space (removing every image no pod uses) below {_gb(usage.total * reserve_fraction)} free; "
+            f"free {_gb(missing)} more (`docker builder prune`, `docker image prune`) and run again"
+        )
+
+
+def load_into_containerd(
+    images: list[str],
+    address: Path,
+    namespace: str = "k8s.io",
+    *,
+    disk: Path | None = None,
+    reserve_fraction: float = 0.0,
+) -> None:
     """Stream each image from Docker into containerd (``docker save | ctr images import -``), skipping one whose
-    config digest containerd already has as that ref; loaded images are pinned against kubelet's image GC."""
+    config digest containerd already has as that ref. Image records nothing needs go first, and the version an
+    import replaces goes before it (unless a container uses it), so that old images do not pile up on disk.
+    ``disk``: a directory on containerd's filesystem, checked for room before each import; ``reserve_fraction``
+    the share of it the kubelet keeps free (``evictionHard``). An image that is gone after the loads (the
+    kubelet removed it under disk pressure) is an error: none of them can be pulled again."""
     if shutil.which("ctr") is None:
         raise ServiceError("`ctr` (containerd's client) is not on PATH; install it with `apt-get install containerd`")
     if not address.exists():
         raise ServiceError(f"containerd socket {address} does not exist: is the node's containerd running?")
     ensure_docker(start=False)
+    _remove_unneeded(address, namespace)
     loaded = loaded_config_digests(address, namespace, images)
     for image in images:
         docker_id, size = image_id_and_size(image)
         if docker_id in loaded.get(image, set()):
             _log(f"{image}: already in containerd ({docker_id[7:19]})")
             continue
+        _remove_unneeded(address, namespace, replacing=normalize_ref(image))
+        if disk is not None:
+            _check_space(disk, image, size, reserve_fraction)
         _log(f"{image}: loading {size / 1e6:.0f} MB into containerd ({address})")
         seconds = run_streamed(
             ctr_cmd(address, namespace, "images", "import", "-"),
@@ -1058,3 +1127,10 @@ def load_into_containerd(images: list[str], address: Path, namespace: str = "k8s
         )
         _ctr(address, namespace, "images", "label", normalize_ref(image), PINNED_LABEL)
         _log(f"{image}: loaded in {seconds:.0f}s ({size / 1e6 / max(seconds, 0.1):.0f} MB/s)")
+    listing = _containerd_images(address, namespace)
+    if missing := [image for image in images if normalize_ref(image) not in listing and image not in listing]:
+        free = f" ({_gb(shutil.disk_usage(disk).free)} free on {disk})" if disk is not None else ""
+        raise ServiceError(
+            f"{', '.join(missing)} left containerd while the images loaded{free}: the kubelet removes every image "
+            "no pod uses when the disk is nearly full, and these cannot be pulled; free space and run again"
+        )

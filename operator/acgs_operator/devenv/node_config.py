@@ -22,6 +22,9 @@ CNI_NETWORK = "acgs"
 KUBELET_PORT = 10250
 DNS_NAMESPACE = "kube-system"
 KUBERAY_NAMESPACE = "kuberay-system"
+# The kubelet reclaims disk (and removes every image no pod uses) below this share free: a development
+# machine's disk is shared with everything else, so only when it is nearly full.
+EVICTION_DISK_PERCENT = 3
 
 
 @dataclass(frozen=True)
@@ -153,12 +156,11 @@ def kubelet_config(ca_cert: Path) -> dict[str, Any]:
         "clusterDNS": [CLUSTER_DNS_IP],
         "clusterDomain": CLUSTER_DOMAIN,
         "resolvConf": "/etc/resolv.conf",
-        # a development machine's disk is shared with everything else: evict only when it is nearly full
         "evictionHard": {
             "memory.available": "200Mi",
-            "nodefs.available": "3%",
-            "imagefs.available": "3%",
-            "nodefs.inodesFree": "3%",
+            "nodefs.available": f"{EVICTION_DISK_PERCENT}%",
+            "imagefs.available": f"{EVICTION_DISK_PERCENT}%",
+            "nodefs.inodesFree": f"{EVICTION_DISK_PERCENT}%",
         },
         "imageGCHighThresholdPercent": 97,
         "imageGCLowThresholdPercent": 95,

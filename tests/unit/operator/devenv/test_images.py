@@ -11,6 +11,7 @@ import tarfile
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Any
 
 import pytest
@@ -692,6 +693,7 @@ def test_load_into_containerd_skips_what_is_loaded(tmp_path: Path, monkeypatch: 
             [], 0, json.dumps({"config": {"digest": "sha256:pauseid"}})
         ),
         (*ctr, "images", "label"): completed([], 0, "labelled"),
+        (*ctr, "containers", "ls"): completed([], 0, "CONTAINER IMAGE RUNTIME\n"),
         ("docker", "image", "inspect", "-f", "{{.Id}} {{.Size}}", images.PAUSE_IMAGE): completed(
             [], 0, "sha256:pauseid 700000\n"
         ),
@@ -703,12 +705,158 @@ def test_load_into_containerd_skips_what_is_loaded(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(images.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(images, "ensure_docker", lambda start=True: None)
     recorder = Recorder()
-    monkeypatch.setattr(images, "run_streamed", recorder)
+
+    def import_ray(*args: Any, **kwargs: Any) -> float:
+        answers[(*ctr, "images", "ls")] = completed([], 0, CTR_LS + RAY_LINE)
+        return recorder(*args, **kwargs)
+
+    monkeypatch.setattr(images, "run_streamed", import_ray)
     images.load_into_containerd([images.PAUSE_IMAGE, "ghcr.io/acgs/acgs-ray:0.1.0"], sock)
     (load,) = recorder.calls
     assert load["upstream"] == ["docker", "save", "ghcr.io/acgs/acgs-ray:0.1.0"]
     assert load["cmd"] == [*ctr, "images", "import", "-"] and load["error"] is ServiceError
     assert [*ctr, "images", "label", "ghcr.io/acgs/acgs-ray:0.1.0", images.PINNED_LABEL] in calls
+
+
+RAY_LINE = (
+    "ghcr.io/acgs/acgs-ray:0.1.0 application/vnd.docker.distribution.manifest.v2+json sha256:new 6.2 GiB "
+    "linux/amd64 io.cri-containerd.image=managed\n"
+)
+
+
+def test_unneeded_refs_are_id_records_left_by_a_moved_name_and_what_is_replaced() -> None:
+    listing = {
+        "ghcr.io/acgs/acgs-ray:0.1.0": "sha256:m3",
+        "sha256:c3": "sha256:m3",
+        "sha256:c2": "sha256:m2",  # the ID record of the version before: nothing names it
+        "sha256:c1": "sha256:m1",  # older still, but a container runs it
+        "acgs.local/pause:3.10": "sha256:p",
+        "sha256:cp": "sha256:p",
+    }
+    assert images.unneeded_refs(listing, {"sha256:c1"}) == ["sha256:c2"]
+    assert images.unneeded_refs(listing, set()) == ["sha256:c1", "sha256:c2"]
+    # about to import the Ray image again: its current version goes too, both records
+    replacing = images.unneeded_refs(listing, {"sha256:c1"}, replacing="ghcr.io/acgs/acgs-ray:0.1.0")
+    assert replacing == ["ghcr.io/acgs/acgs-ray:0.1.0", "sha256:c2", "sha256:c3"]
+    # ... unless a container uses it, by name as kubelet's containers do
+    assert images.unneeded_refs(listing, {"ghcr.io/acgs/acgs-ray:0.1.0"}, "ghcr.io/acgs/acgs-ray:0.1.0") == [
+        "sha256:c1",
+        "sha256:c2",
+    ]
+    # or another name points at it
+    both = {**listing, "ghcr.io/acgs/acgs-ray:latest": "sha256:m3"}
+    assert "sha256:c3" not in images.unneeded_refs(both, set(), replacing="ghcr.io/acgs/acgs-ray:0.1.0")
+
+
+def test_parse_ctr_container_images() -> None:
+    text = "CONTAINER    IMAGE    RUNTIME\nabc    acgs.local/pause:3.10    io.containerd.runc.v2\n"
+    assert images.parse_ctr_container_images(text) == {"acgs.local/pause:3.10"}
+    assert images.parse_ctr_container_images("CONTAINER    IMAGE    RUNTIME\n") == set()
+
+
+def test_disk_shortfall_counts_the_snapshot_and_the_kubelets_reserve() -> None:
+    gb = 10**9
+    assert images.disk_shortfall(free=30 * gb, total=100 * gb, size=6 * gb, reserve_fraction=0.03) == 0
+    # 6 GB of image needs about 13.2 GB, and 3 GB must stay free for the kubelet
+    missing = images.disk_shortfall(free=12 * gb, total=100 * gb, size=6 * gb, reserve_fraction=0.03)
+    assert missing == int(6 * gb * images.LOAD_SPACE_FACTOR) + 3 * gb - 12 * gb
+
+
+class FakeContainerd:
+    """``ctr`` for load_into_containerd: image records that imports and removals change."""
+
+    def __init__(self, sock: Path, listing: dict[str, str], containers: Sequence[str] = ()) -> None:
+        self.prefix = ("ctr", "--address", str(sock), "--namespace", "k8s.io")
+        self.listing = dict(listing)
+        self.containers = list(containers)
+        self.removed: list[str] = []
+        self.calls: list[list[str]] = []
+
+    def capture(self, cmd: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        self.calls.append(list(cmd))
+        args = tuple(cmd[len(self.prefix) :])
+        if args == ("images", "ls"):
+            lines = [f"{ref} manifest {digest} 1 MiB linux/amd64 -" for ref, digest in self.listing.items()]
+            return completed(cmd, 0, "\n".join(["REF TYPE DIGEST SIZE PLATFORMS LABELS", *lines]) + "\n")
+        if args == ("containers", "ls"):
+            return completed(cmd, 0, "\n".join(["CONTAINER IMAGE RUNTIME", *(f"c {i} runc" for i in self.containers)]))
+        if args[:3] == ("images", "rm", "--sync"):
+            for ref in args[3:]:
+                self.listing.pop(ref)
+                self.removed.append(ref)
+            return completed(cmd, 0)
+        if args[:2] == ("images", "label"):
+            return completed(cmd, 0)
+        if args[:2] == ("content", "get"):
+            return completed(cmd, 0, json.dumps({"config": {"digest": args[2].replace("sha256:m", "sha256:c")}}))
+        if tuple(cmd[:5]) == ("docker", "image", "inspect", "-f", "{{.Id}} {{.Size}}"):
+            return completed(cmd, 0, "sha256:c9 6000000000\n")
+        return completed(cmd, 1, err="unexpected command")
+
+    def importer(self, ref: str, keep: bool = True) -> Callable[..., float]:
+        def load(*args: Any, **kwargs: Any) -> float:
+            if keep:
+                self.listing[ref] = "sha256:m9"
+                self.listing["sha256:c9"] = "sha256:m9"
+            return 1.0
+
+        return load
+
+
+def _fake_containerd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listing: dict[str, str], containers: Sequence[str] = ()
+) -> tuple[Path, FakeContainerd]:
+    sock = tmp_path / "containerd.sock"
+    sock.write_text("")
+    fake = FakeContainerd(sock, listing, containers)
+    monkeypatch.setattr(images, "_capture", fake.capture)
+    monkeypatch.setattr(images.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(images, "ensure_docker", lambda start=True: None)
+    return sock, fake
+
+
+RAY = "ghcr.io/acgs/acgs-ray:0.1.0"
+OLD_RAY = {RAY: "sha256:m2", "sha256:c2": "sha256:m2", "sha256:c1": "sha256:m1"}
+
+
+def test_load_into_containerd_removes_old_versions_before_it_imports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock, fake = _fake_containerd(tmp_path, monkeypatch, OLD_RAY)
+    monkeypatch.setattr(images, "run_streamed", fake.importer(RAY))
+    images.load_into_containerd([RAY], sock)
+    assert fake.removed == ["sha256:c1", RAY, "sha256:c2"]  # what nothing named, then what the import replaces
+    assert fake.listing == {RAY: "sha256:m9", "sha256:c9": "sha256:m9"}
+
+
+def test_load_into_containerd_keeps_a_version_a_container_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sock, fake = _fake_containerd(tmp_path, monkeypatch, OLD_RAY, containers=[RAY])
+    monkeypatch.setattr(images, "run_streamed", fake.importer(RAY))
+    images.load_into_containerd([RAY], sock)
+    assert fake.removed == ["sha256:c1"]
+    assert fake.listing["sha256:c2"] == "sha256:m2"
+
+
+def test_load_into_containerd_refuses_without_room_and_says_how_much(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock, fake = _fake_containerd(tmp_path, monkeypatch, {})
+    monkeypatch.setattr(images, "run_streamed", fake.importer(RAY))
+    monkeypatch.setattr(images.shutil, "disk_usage", lambda path: SimpleNamespace(total=100 * 10**9, free=10 * 10**9))
+    with pytest.raises(ServiceError, match=r"acgs-ray:0.1.0 \(6.0 GB\).* 10.0 GB free of 100.0 GB.*free 6.2 GB more"):
+        images.load_into_containerd([RAY], sock, disk=tmp_path, reserve_fraction=0.03)
+    assert not fake.listing  # nothing was imported
+
+
+def test_load_into_containerd_fails_when_an_image_left_while_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock, fake = _fake_containerd(tmp_path, monkeypatch, {})
+    monkeypatch.setattr(images, "run_streamed", fake.importer(RAY, keep=False))
+    with pytest.raises(
+        ServiceError, match=r"acgs-ray:0\.1\.0 left containerd while the images loaded.*cannot be pulled"
+    ):
+        images.load_into_containerd([RAY], sock)
 
 
 def test_load_into_containerd_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
