@@ -113,7 +113,8 @@ DATA_KINDS = ("medical records", "diagnoses", "HIV status", "home addresses", "p
               "health insurance claims", "birthdates", "email addresses", "browsing history", "photos",
               "voice recordings", "performance reviews", "disciplinary notes", "names and addresses",
               "ID numbers", "payslips", "therapy notes", "genetic data", "political views", "union membership",
-              "sexual orientation", "disability records", "pregnancy status")
+              "sexual orientation", "disability records", "pregnancy status", "card numbers", "contact details",
+              "passwords")
 PLAIN_QUALIFIERS = ("aggregate", "anonymised", "public", "total", "average", "summarised", "quarterly", "published",
                     "de-identified", "company-wide")
 PLAIN_KINDS = ("sales figures", "usage statistics", "website visits", "survey results", "server metrics", "costs",
@@ -121,9 +122,21 @@ PLAIN_KINDS = ("sales figures", "usage statistics", "website visits", "survey re
                "delivery times", "headcount", "budget lines", "traffic numbers")
 
 
+PERSON_NAMES = ("Maria", "Tom", "Aisha", "Lukas", "Wei", "Priya", "Carlos", "Olga", "Sam", "Noor", "Kofi", "Elena")
+DATA_SOURCES = ("from the CRM", "from the HR system", "from the door access system", "from the app", "in the database",
+                "from the patient portal", "in the shared drive", "from the payroll tool")
+
+
 def personal_data(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Personal data in the "<whose> <what>" form ("tenants' convictions")."""
-    return _pick(rng, DATA_OWNERS, n) + " " + _pick(rng, DATA_KINDS, n)
+    """Personal data: "<whose> <what>" ("tenants' convictions"), and, as people also write it, without an
+    owner ("the fingerprints from the door access system") or about one person ("the therapy notes for Olga"):
+    the kind of data alone says it is personal."""
+    kind = _pick(rng, DATA_KINDS, n)
+    form = rng.random(n)
+    owned = _pick(rng, DATA_OWNERS, n) + " " + kind
+    bare = "the " + kind + " " + _pick(rng, DATA_SOURCES, n)
+    one = "the " + kind + " for " + _pick(rng, PERSON_NAMES, n)
+    return np.where(form < 0.6, owned, np.where(form < 0.85, bare, one))
 
 
 def plain_data(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -235,7 +248,19 @@ HARM_WORDS: tuple[tuple[str, ...], ...] = (
      "falsifying the test results", "ignoring the alarm readings", "skipping the mandatory safety checks",
      "covering up the incident", "leaving the side effects out of the leaflet", "silencing the alarms",
      "backdating the maintenance records", "telling the regulator nothing about the fault",
-     "dropping the allergy warnings", "burying the complaint reports", "although people could be hurt"),
+     "dropping the allergy warnings", "burying the complaint reports", "although people could be hurt",
+     # records made false or destroyed, consent nobody gave, access controls gone around: harmful whatever the
+     # system, so a request to do them is not a routine request
+     "rewriting the temperature logs", "changing the lab readings so they pass", "deleting the incident reports",
+     "erasing the CCTV footage", "shredding the inspection reports", "editing the timestamps in the ledger",
+     "fabricating the calibration certificates", "signing off checks that never happened",
+     "inventing the missing sensor readings", "destroying the evidence before the investigation",
+     "scrubbing the audit trail before the auditors come", "doctoring the expense receipts",
+     "faking the training attendance sheets", "recording consent nobody gave",
+     "ticking the consent box on their behalf", "skipping the access request to get admin rights",
+     "sharing the root password with the team", "disabling two-factor login for everyone",
+     "giving the contractor full database admin", "turning off the fraud alerts",
+     "switching off the security cameras", "hiding the data breach from the people affected"),
 )
 SCENARIO_WORDS = {d: d.replace("-", " ") for d in DOMAINS}
 
@@ -291,7 +316,11 @@ NEUTRAL_NOUNS = ("agenda", "newsletter", "logo", "banner", "poster", "invitation
                  "packaging", "shipping label", "inventory count", "supplier list", "price list", "catalogue",
                  "warranty text", "user manual", "glossary", "style sheet", "font size", "spelling", "grammar",
                  "translation", "subtitle", "map", "route", "timetable", "budget", "forecast", "weather report",
-                 "recipe", "team lunch", "office party", "charity event", "volunteer day", "sports day", "trophy")
+                 "recipe", "team lunch", "office party", "charity event", "volunteer day", "sports day", "trophy",
+                 # safety teaching and planning: safety words, but nothing is changed or put at risk
+                 "fire drill", "evacuation plan", "first-aid course", "safety briefing", "safety induction",
+                 "fire warden rota", "hand-washing poster", "ladder safety talk", "hi-vis vest order",
+                 "emergency contact sheet")
 NEUTRAL_ADJECTIVES = ("new", "old", "weekly", "monthly", "annual", "short", "long", "simple", "shared", "internal",
                       "public", "draft", "final", "updated", "blue", "green", "seasonal", "quarterly", "printed",
                       "digital", "small", "big", "next", "last", "team", "company", "spring", "summer", "autumn")
@@ -309,7 +338,13 @@ NEUTRAL_TAILS = ("so they can plan ahead", "for their next meeting", "before the
                  "as the client asked", "as requested", "as the manager asked us to", "with the dates agreed",
                  "under budget", "for the new starters", "in plain language", "with owners and due dates",
                  "because someone from the team asked for it", "for someone in accounts", "so someone can check it",
-                 "as somebody suggested", "if anyone wants it", "so the public can read it")
+                 "as somebody suggested", "if anyone wants it", "so the public can read it",
+                 # checking for unfairness names protected attributes without using them to decide
+                 "and check the outcomes for bias across gender and age",
+                 "then compare results across ethnic groups to find unfair gaps", "in gender-neutral language",
+                 "so nobody is treated differently because of their age",
+                 "and flag any gap between men and women for review",
+                 "with an accessibility check for disabled readers")
 
 
 NEUTRAL_ARTICLES = ("the", "the", "a", "our", "my", "this week's", "the next")

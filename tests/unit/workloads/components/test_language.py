@@ -52,6 +52,24 @@ def test_change_requests_name_a_system_of_their_risk() -> None:
         assert (cols["risk"][named] == level).mean() > 0.97  # the system says the risk (a typo may hide one)
 
 
+def test_personal_data_is_said_with_an_owner_without_one_and_about_one_person() -> None:
+    said = lang.personal_data(np.random.default_rng(3), 2000)
+    owned = np.array([t.split(" ", 1)[0] in {o.split(" ")[0] for o in lang.DATA_OWNERS} for t in said])
+    one = np.array([any(t.endswith(" for " + name) for name in lang.PERSON_NAMES) for t in said])
+    bare = np.array([any(t.endswith(" " + src) for src in lang.DATA_SOURCES) for t in said])
+    assert 0.5 < owned.mean() < 0.7 and 0.1 < one.mean() < 0.2 and 0.2 < bare.mean() < 0.3
+    assert all(any(kind in t for kind in lang.DATA_KINDS) for t in said)
+
+
+def test_falsified_records_and_bypassed_controls_are_severe_harm_never_plainly_approved() -> None:
+    cols = get("constitutional-ai").generate(6000, 8, SPEC)
+    acts = lang.HARM_WORDS[3][lang.HARM_WORDS[3].index("rewriting the temperature logs") :]
+    named = np.array([any(a in t for a in acts) for t in cols["text"]])
+    assert named.sum() > 20
+    assert (cols["harm_level"][named] == 3).all()
+    assert (cols[LABEL][named] != DECISIONS.index("approve")).mean() > 0.9  # the rest: label noise
+
+
 def test_the_evaluation_sets_are_apart_from_the_generator() -> None:
     from acgs_workloads.components.text_governance import evaluation_set
 
