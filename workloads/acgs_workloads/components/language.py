@@ -533,7 +533,7 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
 
 
 def _join(*parts: str) -> str:
-    return " ".join(p for p in parts if p)
+    return " ".join(filter(None, parts))
 
 
 def _sentence(*parts: str) -> str:
