@@ -98,8 +98,8 @@ BINARY_IMAGE_VERSION = "2"
 
 STAMP_LABEL = "io.acgs.stamp"
 BINARY_LABEL = "io.acgs.binary.sha256"
-# kubelet's image garbage collection keeps pinned images, where containerd reports the label (1.7 and later):
-# Debian bookworm's containerd 1.6 does not, so free disk space is what keeps the loaded images there.
+# kubelet's image garbage collection keeps pinned images, but not its reclaim under disk pressure: that removed
+# the labelled pause and CoreDNS images here (containerd issue 10270), so free disk space is what keeps them.
 PINNED_LABEL = "io.cri-containerd.pinned=pinned"
 # Loading an image into containerd needs its content and its unpacked snapshot: about twice its size.
 LOAD_SPACE_FACTOR = 2.2
