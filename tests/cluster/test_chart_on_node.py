@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from acgs_operator.devenv import keys
+from acgs_operator.devenv import cluster, keys
 from acgs_operator.devenv.kubectl import Kubectl
 from tests.cluster.conftest import (
     CHART,
@@ -85,8 +85,7 @@ def operator_pod(kubectl: Kubectl) -> dict[str, Any]:
 
 
 def wait_operator_ready(kubectl: Kubectl, timeout: float = 180) -> dict[str, Any]:
-    kubectl.run("-n", RELEASE_NAMESPACE, "rollout", "status", f"deployment/{RELEASE}", f"--timeout={int(timeout)}s",
-                timeout=timeout + 10)
+    cluster.wait_for_rollout(kubectl, RELEASE_NAMESPACE, RELEASE, seconds=int(timeout))
     return operator_pod(kubectl)
 
 

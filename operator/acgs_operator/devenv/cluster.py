@@ -106,16 +106,17 @@ def build_images(timer: Timer) -> dict[str, str]:
     return built
 
 
-def stuck_report(node: dict[str, Any], pods: dict[str, Any], events: dict[str, Any]) -> list[str]:
-    """Why pods do not become ready, from the node, the pods and the Warning events: the node's pressure
+def stuck_report(nodes: dict[str, Any], pods: dict[str, Any], events: dict[str, Any]) -> list[str]:
+    """Why pods do not become ready, from the node list, the pods and the Warning events: each node's pressure
     conditions and taints, each pod's phase, unscheduled reason and waiting containers."""
     lines = []
-    name = node.get("metadata", {}).get("name", "?")
-    for cond in node.get("status", {}).get("conditions", []):
-        if (cond["type"] == "Ready") != (cond.get("status") == "True"):
-            lines.append(f"node {name}: {cond['type']}={cond.get('status')} ({cond.get('message', '')})")
-    for taint in node.get("spec", {}).get("taints", []):
-        lines.append(f"node {name}: taint {taint['key']}:{taint['effect']}")
+    for node in nodes.get("items", []):
+        name = node["metadata"]["name"]
+        for cond in node.get("status", {}).get("conditions", []):
+            if (cond["type"] == "Ready") != (cond.get("status") == "True"):
+                lines.append(f"node {name}: {cond['type']}={cond.get('status')} ({cond.get('message', '')})")
+        for taint in node.get("spec", {}).get("taints", []):
+            lines.append(f"node {name}: taint {taint['key']}:{taint['effect']}")
     for pod in pods.get("items", []):
         status = pod.get("status", {})
         parts = [status.get("phase", "?")]
@@ -134,7 +135,7 @@ def stuck_report(node: dict[str, Any], pods: dict[str, Any], events: dict[str, A
     return lines
 
 
-def wait_for_rollout(kubectl: Kubectl, namespace: str, deployment: str, node_name: str, seconds: int = 120) -> None:
+def wait_for_rollout(kubectl: Kubectl, namespace: str, deployment: str, seconds: int = 120) -> None:
     """``kubectl rollout status``; when it times out, the error says why the pods are not ready."""
     try:
         status = ["-n", namespace, "rollout", "status", f"deployment/{deployment}", f"--timeout={seconds}s"]
@@ -142,7 +143,7 @@ def wait_for_rollout(kubectl: Kubectl, namespace: str, deployment: str, node_nam
     except (KubectlError, subprocess.TimeoutExpired) as exc:
         try:
             report = stuck_report(
-                kubectl.get_json("node", node_name),
+                kubectl.get_json("nodes"),
                 kubectl.get_json("-n", namespace, "pods"),
                 kubectl.get_json("-n", namespace, "events"),
             )
@@ -152,13 +153,13 @@ def wait_for_rollout(kubectl: Kubectl, namespace: str, deployment: str, node_nam
         raise ServiceError(f"{namespace}/{deployment} was not ready in {seconds}s: {exc}\n  {detail}") from exc
 
 
-def install_coredns(kubectl: Kubectl, node_name: str) -> None:
+def install_coredns(kubectl: Kubectl) -> None:
     docs = cfg.coredns_manifests(coredns_image())
     kubectl.apply("\n---\n".join(yaml.safe_dump(d) for d in docs))
-    wait_for_rollout(kubectl, cfg.DNS_NAMESPACE, "coredns", node_name)
+    wait_for_rollout(kubectl, cfg.DNS_NAMESPACE, "coredns")
 
 
-def install_kuberay(kubectl: Kubectl, node_name: str) -> None:
+def install_kuberay(kubectl: Kubectl) -> None:
     module = kuberay_module_dir()
     names = []
     for crd in sorted((module / "config" / "crd" / "bases").glob("*.yaml")):
@@ -169,7 +170,7 @@ def install_kuberay(kubectl: Kubectl, node_name: str) -> None:
     role = yaml.safe_load((module / "config" / "rbac" / "role.yaml").read_text())
     docs = cfg.kuberay_manifests(kuberay_image(), role)
     kubectl.apply("\n---\n".join(yaml.safe_dump(d) for d in docs))
-    wait_for_rollout(kubectl, cfg.KUBERAY_NAMESPACE, "kuberay-operator", node_name)
+    wait_for_rollout(kubectl, cfg.KUBERAY_NAMESPACE, "kuberay-operator")
 
 
 def load_images(refs: list[str], paths: cfg.NodePaths) -> None:
@@ -219,8 +220,8 @@ class DevCluster:
             ARTIFACT_DIR.mkdir(parents=True, exist_ok=True)
             ARTIFACT_DIR.chmod(0o777)
             kubectl = Kubectl(plane.kubeconfig)
-            timer.step("cluster DNS", lambda: install_coredns(kubectl, node.node_name))
-            timer.step("KubeRay operator", lambda: install_kuberay(kubectl, node.node_name))
+            timer.step("cluster DNS", lambda: install_coredns(kubectl))
+            timer.step("KubeRay operator", lambda: install_kuberay(kubectl))
             keys.key_pair()  # the development signing key pair (README: its Secret and ConfigMap)
         except BaseException:
             node.stop()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from acgs_operator.devenv import cluster
 
-NODE_UNDER_DISK_PRESSURE = {
+NODE_UNDER_DISK_PRESSURE: dict[str, Any] = {
     "metadata": {"name": "vm"},
     "spec": {"taints": [{"key": "node.kubernetes.io/disk-pressure", "effect": "NoSchedule"}]},
     "status": {
@@ -56,7 +58,7 @@ EVENTS = {
 
 
 def test_stuck_report_names_the_pressure_the_taint_and_each_pods_reason() -> None:
-    report = cluster.stuck_report(NODE_UNDER_DISK_PRESSURE, PENDING, EVENTS)
+    report = cluster.stuck_report({"items": [NODE_UNDER_DISK_PRESSURE]}, PENDING, EVENTS)
     assert report == [
         "node vm: DiskPressure=True (kubelet has disk pressure)",
         "node vm: taint node.kubernetes.io/disk-pressure:NoSchedule",
@@ -69,6 +71,6 @@ def test_stuck_report_names_the_pressure_the_taint_and_each_pods_reason() -> Non
 
 def test_stuck_report_of_a_healthy_node_and_no_pods_is_empty() -> None:
     healthy = {"metadata": {"name": "vm"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
-    assert cluster.stuck_report(healthy, {"items": []}, {"items": []}) == []
+    assert cluster.stuck_report({"items": [healthy]}, {"items": []}, {"items": []}) == []
     not_ready = {"metadata": {"name": "vm"}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}}
-    assert cluster.stuck_report(not_ready, {}, {}) == ["node vm: Ready=False ()"]
+    assert cluster.stuck_report({"items": [not_ready]}, {}, {}) == ["node vm: Ready=False ()"]
