@@ -77,6 +77,12 @@ def _mentions(source: str, ident: str) -> bool:
     return any(re.search(rf"(?<![.\w]){ident}\b", source[s:e]) for s, e, code in _code_spans(source) if code)
 
 
+def calls(source: str, function: str) -> bool:
+    """Whether the code of ``source`` (not its strings or comments) calls the built-in ``function``."""
+    pattern = re.compile(rf"(?<![.\w]){re.escape(function)}\s*\(")
+    return any(pattern.search(source[s:e]) for s, e, code in _code_spans(source) if code)
+
+
 def statements(source: str) -> list[str]:
     """Top-level statements: a statement starts on a line beginning in column 0 outside any bracket."""
     depth = 0

@@ -12,11 +12,12 @@ from acgs_workloads.constitution import (
     ConstitutionEvaluator,
     canonical_json,
     compile_errors,
+    compiler,
     constitution_hash,
     load_constitution,
 )
 from acgs_workloads.constitution.loader import default_constitution_text
-from acgs_workloads.constitution.rewrite import batch_module, statements
+from acgs_workloads.constitution.rewrite import batch_module, calls, statements
 from acgs_workloads.contract import ConstitutionSnapshot, Principle
 
 pytestmark = pytest.mark.unit
@@ -56,6 +57,30 @@ def test_compile_errors_reports_engine_messages() -> None:
     assert "syntax.rego:3" in errors["syntax"]
     assert "nope" in errors["unknown-fn"]
     assert compile_errors([{"id": "good", "rego": GOOD}]) == {}
+
+
+def test_engine_orders_numbers_as_text_in_min_max_and_sort() -> None:
+    # rego-cpp (regopy 1.5.2) gives min([5, 20]) == 20. When an engine upgrade fixes it, this fails: the
+    # compile check then lets these built-ins through again, and the README's note on them is stale.
+    assert compiler.misordering_builtins() == ("min", "max", "sort")
+
+
+def test_modules_calling_a_misordering_builtin_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compiler, "misordering_builtins", lambda: ("min", "sort"))
+    capped = GOOD.replace("input.x > 1", "min([input.x, 20]) > 1")
+    errors = compile_errors([{"id": "capped", "rego": capped}])
+    assert "`min`" in errors["capped"] and "`<` or `>`" in errors["capped"]
+    # named only in a string or a comment, or as a field, it is not a call
+    quoted = GOOD.replace('msg := "big"', 'msg := "min(1, 2) is big" # sort(x)\n\tinput.sort == 1')
+    assert compile_errors([{"id": "quoted", "rego": quoted}]) == {}
+
+
+def test_calls_finds_builtin_calls_in_code_only() -> None:
+    assert calls("x := min([1, 2])", "min")
+    assert calls("x := min ([1, 2])", "min")
+    assert not calls("x := mins([1])", "min")
+    assert not calls("x := input.min(1)", "min")
+    assert not calls('x := "min(1)"  # min(2)', "min")
 
 
 def test_default_constitution_compiles_and_manifest_is_identical(constitution: ConstitutionSnapshot) -> None:
