@@ -1,10 +1,12 @@
 """performance-optimization: load and SLO features -> serving configuration (batch size, replicas).
 
-Classes are (batch size, replicas) pairs. The reference configuration is the cheapest one (fewest replicas,
-then smallest batch) that meets the reliability rule of the constitution (10% capacity headroom, estimated
-p99 within the SLO) under the *true* service times, which are slower than the profiled figures in the request
-by an unobserved factor (so reference labels are conservative by a hidden margin); when nothing fits, the
-highest-capacity configuration is chosen (and violates reliability).
+Classes are (batch size, replicas) pairs and ``infeasible``. The reference configuration is the cheapest one
+(fewest replicas, then smallest batch) that meets the reliability rule of the constitution (10% capacity
+headroom, estimated p99 within the SLO) under the *true* service times, which are slower than the profiled
+figures in the request by an unobserved factor (so reference labels are conservative by a hidden margin).
+When nothing fits, the reference answer is ``infeasible``: the model says that no configuration meets the
+SLO rather than recommending one that breaks the rule, and the response shows the highest-capacity
+configuration as the best effort, flagged ``feasible: false`` with the reason.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from acgs_workloads.contract import ConstitutionSnapshot, ModelSpec
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 REPLICAS = (1, 2, 4, 8, 16)
-CLASSES = tuple(f"{b}x{r}" for b in BATCH_SIZES for r in REPLICAS)
+INFEASIBLE = "infeasible"
+CONFIGS = tuple(f"{b}x{r}" for b in BATCH_SIZES for r in REPLICAS)
+CLASSES = (*CONFIGS, INFEASIBLE)
+INFEASIBLE_CLASS = len(CONFIGS)
 MAX_BATCH_WAIT_MS = 20.0
 JITTER_SIGMA = 0.1
 _B = np.array([b for b in BATCH_SIZES for _ in REPLICAS], dtype=np.float64)
@@ -39,6 +44,8 @@ class LoadRequest(HashedRequest):
 
 
 class ServingConfig(BaseModel):
+    feasible: bool = Field(description="A configuration meets the SLO with 10% headroom (false: best effort shown).")
+    reason: str | None = Field(default=None, description="Why no configuration fits (when not feasible).")
     batch_size: int
     replicas: int
     max_batch_wait_ms: float
@@ -57,14 +64,23 @@ def estimates(base: np.ndarray, per_item: np.ndarray, rate: np.ndarray, batch: n
 
 
 def reference_config(base: np.ndarray, per_item: np.ndarray, rate: np.ndarray, slo: np.ndarray) -> np.ndarray:
-    """Class index of the cheapest configuration meeting headroom and SLO (vectorised over rows x configs)."""
+    """Class index of the cheapest configuration meeting headroom and SLO, or :data:`INFEASIBLE_CLASS` when none
+    does (vectorised over rows x configs)."""
     capacity, p99 = estimates(base[:, None], per_item[:, None], rate[:, None], _B[None], _R[None])
     ok = (capacity >= 1.1 * rate[:, None]) & (p99 <= slo[:, None])
-    cost = _R[None] * 1000.0 + _B[None]
-    cost = np.where(ok, cost, np.inf)
-    best = cost.argmin(axis=1)
-    fallback = capacity.argmax(axis=1)
-    return np.where(np.isfinite(cost.min(axis=1)), best, fallback).astype(np.int64)
+    cost = np.where(ok, _R[None] * 1000.0 + _B[None], np.inf)
+    return np.where(ok.any(axis=1), cost.argmin(axis=1), INFEASIBLE_CLASS).astype(np.int64)
+
+
+def best_effort(base: float, per_item: float, rate: float) -> int:
+    """The highest-capacity configuration (the answer shown when none meets the SLO)."""
+    capacity, _ = estimates(np.array(base), np.array(per_item), np.array(rate), _B, _R)
+    return int(np.argmax(capacity))
+
+
+def config_of(index: int) -> tuple[int, int]:
+    """(batch size, replicas) of a configuration class."""
+    return BATCH_SIZES[index // len(REPLICAS)], REPLICAS[index % len(REPLICAS)]
 
 
 class PerformanceOptimization(Component):
@@ -109,9 +125,13 @@ class PerformanceOptimization(Component):
         return MLPClassifier(6 + 2 * len(BATCH_SIZES), len(CLASSES), spec)
 
     def decisions(self, cols: Columns, predicted: np.ndarray) -> list[dict[str, Any]]:
+        """One decision per row; ``infeasible`` recommends no configuration, so its outcome has none to judge."""
         out: list[dict[str, Any]] = []
         for i, label in enumerate(predicted.tolist()):
-            batch, replicas = BATCH_SIZES[label // len(REPLICAS)], REPLICAS[label % len(REPLICAS)]
+            outcome: dict[str, Any] = {"feasible": False}
+            if label != INFEASIBLE_CLASS:
+                batch, replicas = config_of(label)
+                outcome = {"feasible": True, "batch_size": batch, "replicas": replicas}
             out.append(
                 {
                     "component": self.name,
@@ -119,7 +139,7 @@ class PerformanceOptimization(Component):
                     "safeguards": [],
                     "request": {k: float(cols[k][i]) for k in ("request_rate_rps", "slo_p99_ms", "base_ms",
                                                                "per_item_ms")},
-                    "outcome": {"batch_size": batch, "replicas": replicas},
+                    "outcome": outcome,
                 }
             )
         return out
@@ -147,10 +167,21 @@ class PerformanceOptimization(Component):
 
     def respond(self, request: Any, cols: Columns, index: int, predicted: int, probabilities: np.ndarray,
                 constitution_hash: str) -> BaseModel:
-        batch, replicas = BATCH_SIZES[predicted // len(REPLICAS)], REPLICAS[predicted % len(REPLICAS)]
-        capacity, p99 = estimates(cols["base_ms"][index], cols["per_item_ms"][index],
-                                  cols["request_rate_rps"][index], np.array(float(batch)), np.array(float(replicas)))
+        base, per_item = float(cols["base_ms"][index]), float(cols["per_item_ms"][index])
+        rate, slo = float(cols["request_rate_rps"][index]), float(cols["slo_p99_ms"][index])
+        feasible = predicted != INFEASIBLE_CLASS
+        batch, replicas = config_of(predicted if feasible else best_effort(base, per_item, rate))
+        capacity, p99 = estimates(np.array(base), np.array(per_item), np.array(rate), np.array(float(batch)),
+                                  np.array(float(replicas)))
+        reason = None if feasible else (
+            f"the model finds no configuration up to batch {BATCH_SIZES[-1]} x {REPLICAS[-1]} replicas that carries "
+            f"1.1 x {rate:g} rps "
+            f"within a p99 of {slo:g} ms; the highest-capacity one is shown "
+            f"({float(capacity):.0f} rps, p99 {float(p99):.1f} ms)"
+        )
         return ServingConfig(
+            feasible=feasible,
+            reason=reason,
             batch_size=batch,
             replicas=replicas,
             max_batch_wait_ms=MAX_BATCH_WAIT_MS,

@@ -23,8 +23,9 @@ from acgs_workloads.serving.model import ServedModel
 pytestmark = pytest.mark.unit
 
 SPEC = ModelSpec(hidden_size=16, layers=1, heads=2, sequence_length=24)
-# measured share of reference labels the Rego engine accepts (label noise and hidden factors included)
-MIN_AGREEMENT = {"performance-optimization": 0.8}
+# measured share of reference labels the Rego engine accepts (label noise included); performance-optimization
+# has none: its reference never breaks the reliability rule (it answers "infeasible" when nothing fits)
+MIN_AGREEMENT = {"performance-optimization": 1.0}
 
 
 @pytest.mark.parametrize("name", names())
