@@ -22,10 +22,11 @@ the tokenizer and a typo still shares some of its 4-grams with the word it missp
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -133,10 +134,14 @@ def personal_data(rng: np.random.Generator, n: int) -> np.ndarray:
     the kind of data alone says it is personal."""
     kind = _pick(rng, DATA_KINDS, n)
     form = rng.random(n)
-    owned = _pick(rng, DATA_OWNERS, n) + " " + kind
-    bare = "the " + kind + " " + _pick(rng, DATA_SOURCES, n)
-    one = "the " + kind + " for " + _pick(rng, PERSON_NAMES, n)
-    return np.where(form < 0.6, owned, np.where(form < 0.85, bare, one))
+    owner, source, person = _pick(rng, DATA_OWNERS, n), _pick(rng, DATA_SOURCES, n), _pick(rng, PERSON_NAMES, n)
+    owned, one = form < 0.6, form >= 0.85
+    bare = ~owned & ~one
+    out = np.empty(n, dtype=object)  # each row written in its form only
+    out[owned] = owner[owned] + " " + kind[owned]
+    out[bare] = "the " + kind[bare] + " " + source[bare]
+    out[one] = "the " + kind[one] + " for " + person[one]
+    return out
 
 
 def plain_data(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -355,7 +360,7 @@ def neutral_object(rng: np.random.Generator, n: int) -> np.ndarray:
     article = _pick(rng, NEUTRAL_ARTICLES, n)
     adjective = np.where(rng.random(n) < 0.6, _pick(rng, NEUTRAL_ADJECTIVES, n), "")
     noun = _pick(rng, NEUTRAL_NOUNS, n)
-    return np.array([_join(t, a, b) for t, a, b in zip(article, adjective, noun, strict=True)], dtype=object)
+    return np.array(_join(article.tolist(), adjective.tolist(), noun.tolist()), dtype=object)
 
 
 def neutral_clause(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -365,8 +370,9 @@ def neutral_clause(rng: np.random.Generator, n: int) -> np.ndarray:
     prep = _pick(rng, NEUTRAL_PREPOSITIONS, n)
     other = _pick(rng, NEUTRAL_NOUNS, n)
     tail = _pick(rng, NEUTRAL_TAILS, n)
-    return np.array([_join(f"and {v} {o} {p} the {x}", t) for v, o, p, x, t in zip(verb, obj, prep, other, tail,
-                                                                                    strict=True)], dtype=object)
+    clause = [f"and {v} {o} {p} the {x}" for v, o, p, x in zip(verb.tolist(), obj.tolist(), prep.tolist(),
+                                                                 other.tolist(), strict=True)]
+    return np.array(_join(clause, tail.tolist()), dtype=object)
 
 
 def everyday_requests(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -379,19 +385,21 @@ def everyday_requests(rng: np.random.Generator, n: int) -> np.ndarray:
     other = neutral_object(rng, n)
     with_other = rng.random(n) < 0.5
     tail = np.where(rng.random(n) < 0.3, _pick(rng, NEUTRAL_TAILS, n), "")
-    form = rng.integers(0, 4, n).tolist()
-    out = np.empty(n, dtype=object)
-    for i in range(n):
-        rest = _join(f"{prep[i]} {other[i]}" if with_other[i] else "", tail[i])
-        if form[i] == 0:
-            out[i] = _sentence(opener[i], verb[i], obj[i], rest)
-        elif form[i] == 1:
-            out[i] = _join("can you", verb[i], obj[i], rest).capitalize() + "?"
-        elif form[i] == 2:
-            out[i] = f"Request: {_join(verb[i], obj[i], rest)}."
-        else:
-            out[i] = _join(verb[i], obj[i], rest, "pls")
-    return out
+    form = rng.integers(0, 4, n)
+    rest = np.array(_join(np.where(with_other, prep + " " + other, "").tolist(), tail.tolist()), dtype=object)
+    return write_groups(form, {"opener": opener, "verb": verb, "obj": obj, "rest": rest}, _everyday)
+
+
+def _everyday(form: int, opener: Sequence[str], verb: Sequence[str], obj: Sequence[str], rest: Sequence[str]
+              ) -> list[str]:
+    """Everyday requests in form ``form``: a sentence, a question, a ticket or a terse note."""
+    if form == 0:
+        return _sentence(opener, verb, obj, rest)
+    if form == 1:
+        return [q.capitalize() + "?" for q in _join("can you", verb, obj, rest)]
+    if form == 2:
+        return [f"Request: {t}." for t in _join(verb, obj, rest)]
+    return _join(verb, obj, rest, "pls")
 
 
 BRIEF_SHARE = 0.3  # drawn brief: most facts at their defaults and unsaid, no extra words (37 % with everyday)
@@ -479,7 +487,9 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
     for level in range(4):
         at = cols["risk"] == level
         system[at] = _pick(rng, SYSTEMS[level], int(at.sum()))
-    data = np.where(change, np.where(cols["contains_pii"], system + " using " + data, system), data)
+    uses = change & cols["contains_pii"]  # a change with personal data names the system "using" it
+    data[uses] = system[uses] + " using " + data[uses]
+    data[change & ~uses] = system[change & ~uses]
     dest = np.where(change, _pick(rng, CHANGE_WHEN, n), dest)
     empty = np.full(n, "", dtype=object)
 
@@ -495,9 +505,12 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
     oversight = clause(OVERSIGHT_YES, OVERSIGHT_NO, states["human_oversight_available"])
     manual = np.where(rng.random(n) < 0.3, _pick(rng, MANUAL, n), empty)
     automated = np.where(cols["automated"], _pick(rng, AUTOMATED_YES, n), manual)
-    framed = _pick(rng, PROTECTED_FRAMES, n) + " " + _pick(rng, PROTECTED_ATTRIBUTES, n)
-    protected = np.where(cols["protected_attribute_used"], np.where(rng.random(n) < 0.5, _pick(rng, PROTECTED, n),
-                                                                      framed), empty)
+    frame, attribute = _pick(rng, PROTECTED_FRAMES, n), _pick(rng, PROTECTED_ATTRIBUTES, n)
+    phrased = np.asarray(rng.random(n) < 0.5)  # a phrase from PROTECTED, else "<frame> <attribute>"
+    phrase = _pick(rng, PROTECTED, n)
+    used = cols["protected_attribute_used"]
+    protected = empty.copy()
+    protected[used] = np.where(phrased[used], phrase[used], frame[used] + " " + attribute[used])
     risk = np.empty(n, dtype=object)
     harm = np.empty(n, dtype=object)
     for level in range(4):
@@ -510,55 +523,79 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
     harm[brief & (cols["harm_level"] == 0)] = ""
     opener = _pick(rng, OPENERS, n)
     scenario = np.asarray([SCENARIO_WORDS[d] for d in DOMAINS], dtype=object)[domain]
-    rows = zip(family.tolist(), opener, verb, verb_past, data, dest, consent, automated, protected, audit, explain,
-               oversight, risk, harm, scenario, strict=True)
-    texts = np.array([_render(*row) for row in rows], dtype=object)
-    texts[everyday] = everyday_requests(rng, int(everyday.sum()))
+    texts = write_groups(family, {"opener": opener, "verb": verb, "verb_past": verb_past, "data": data, "dest": dest,
+                                  "consent": consent, "automated": automated, "protected": protected,
+                                  "audit": audit, "explain": explain, "oversight": oversight, "risk": risk,
+                                  "harm": harm, "scenario": scenario}, _render, rows=~everyday)
+    texts[everyday] = everyday_requests(rng, int(everyday.sum()))  # no facts to state: written apart
     noisy = np.flatnonzero((rng.random(n) < NOISE_SHARE) & ~brief)
     counts = rng.integers(1, 6, noisy.shape[0])
     front = rng.random(noisy.shape[0]) < 0.5
     made_up = pseudo_words(rng, int(counts.sum())).tolist()
     ends = np.cumsum(counts).tolist()
-    for i, end, k, f in zip(noisy.tolist(), ends, counts.tolist(), front.tolist(), strict=True):
-        words = " ".join(made_up[end - k : end])
-        texts[i] = f"{words.capitalize()}: {texts[i]}" if f else f"{texts[i]} ({words})"
+    words = [" ".join(made_up[end - k : end]) for end, k in zip(ends, counts.tolist(), strict=True)]
+    texts[noisy] = [f"{w.capitalize()}: {text}" if f else f"{text} ({w})"
+                    for w, text, f in zip(words, texts[noisy].tolist(), front.tolist(), strict=True)]
     chatty = np.flatnonzero((rng.random(n) < CHATTY_SHARE) & ~brief)
-    for i, extra in zip(chatty.tolist(), neutral_clause(rng, chatty.shape[0]), strict=True):
-        texts[i] = f"{texts[i]} Also {extra[4:]}."
+    texts[chatty] = [f"{text} Also {extra[4:]}." for text, extra in zip(
+        texts[chatty].tolist(), neutral_clause(rng, chatty.shape[0]).tolist(), strict=True)]
     typo = np.flatnonzero(rng.random(n) < TYPO_SHARE)
     seeds = rng.integers(0, 2**31, typo.shape[0])
-    for i, s in zip(typo.tolist(), seeds.tolist(), strict=True):
-        texts[i] = add_typo(texts[i], s)
+    texts[typo] = [add_typo(text, s) for text, s in zip(texts[typo].tolist(), seeds.tolist(), strict=True)]
     return texts, family, states
 
 
-def _join(*parts: str) -> str:
-    return " ".join(filter(None, parts))
+Words = Sequence[str] | str  # one part of a request per row, or the same words on every row
 
 
-def _sentence(*parts: str) -> str:
-    text = _join(*parts)
-    return text[:1].upper() + text[1:] + "." if text else ""
+def _rows(parts: tuple[Words, ...]) -> zip[tuple[str, ...]]:
+    """The rows of ``parts`` (at least one a column; a str stands for itself on every row)."""
+    n = len(next(p for p in parts if not isinstance(p, str)))
+    return zip(*([p] * n if isinstance(p, str) else p for p in parts), strict=True)
 
 
-def _render(family: int, opener: str, verb: str, verb_past: str, data: str, dest: str, consent: str, automated: str,
-            protected: str, audit: str, explain: str, oversight: str, risk: str, harm: str, scenario: str) -> str:
-    """One request in template family ``family`` (0-7 train, 8-9 held out)."""
+def _join(*parts: Words) -> list[str]:
+    """Each row's non-empty parts joined by spaces."""
+    if len(parts) == 1 and not isinstance(parts[0], str):
+        return list(parts[0])  # one part: the row's words as they are
+    return [" ".join(filter(None, row)) for row in _rows(parts)]
+
+
+def _sentence(*parts: Words) -> list[str]:
+    """Each row's parts joined as a sentence: first letter upper case, a full stop (an empty row stays empty)."""
+    first = parts[0]
+    if isinstance(first, str) and first:  # every row starts with these words: capitalise them once
+        return [text + "." for text in _join(first[0].upper() + first[1:], *parts[1:])]
+    return [text[0].upper() + text[1:] + "." if text else "" for text in _join(*parts)]
+
+
+def _then(first: Sequence[str], second: Sequence[str]) -> list[str]:
+    """Each row of ``first``, then its row of ``second`` after a space when that is not empty."""
+    return [a + " " + b if b else a for a, b in zip(first, second, strict=True)]
+
+
+def _render(family: int, opener: Sequence[str], verb: Sequence[str], verb_past: Sequence[str], data: Sequence[str],
+            dest: Sequence[str], consent: Sequence[str], automated: Sequence[str], protected: Sequence[str],
+            audit: Sequence[str], explain: Sequence[str], oversight: Sequence[str], risk: Sequence[str],
+            harm: Sequence[str], scenario: Sequence[str]) -> list[str]:
+    """Requests in template family ``family`` (0-7 train, 8-9 held out), one per row of the parts."""
     if family == 0:  # imperative, everything in one sentence
-        return _sentence(opener, verb, data, dest, consent, automated, protected, audit, explain, oversight) + (
-            " " + _sentence(risk, harm) if risk or harm else "")
+        return _then(_sentence(opener, verb, data, dest, consent, automated, protected, audit, explain, oversight),
+                     _sentence(risk, harm))
     if family == 1:  # context first
         return _join(_sentence(risk), _sentence(harm), _sentence(opener, verb, data, dest, protected),
                      _sentence(consent, automated, audit), _sentence(explain, oversight))
     if family == 2:  # a question
-        return _join(_sentence(risk), (_join("can we", verb, data, dest, automated, consent, protected, audit,
-                                             explain, oversight) + "?").capitalize(), _sentence(harm))
+        question = [(q + "?").capitalize() for q in _join("can we", verb, data, dest, automated, consent, protected,
+                                                          audit, explain, oversight)]
+        return _join(_sentence(risk), question, _sentence(harm))
     if family == 3:  # ticket style
-        return _join(f"Request: {verb} {data} {dest}.".replace(" .", "."), _sentence("details:", consent, automated,
-                     protected), _sentence(audit, explain, oversight), _sentence("impact:", risk, harm))
+        request = [f"Request: {v} {d} {t}.".replace(" .", ".") for v, d, t in zip(verb, data, dest, strict=True)]
+        return _join(request, _sentence("details:", consent, automated, protected),
+                     _sentence(audit, explain, oversight), _sentence("impact:", risk, harm))
     if family == 4:  # passive
-        return _sentence(data, "will be", verb_past, dest, automated, consent, protected, audit, explain,
-                         oversight) + (" " + _sentence(risk, harm) if risk or harm else "")
+        return _then(_sentence(data, "will be", verb_past, dest, automated, consent, protected, audit, explain,
+                               oversight), _sentence(risk, harm))
     if family == 5:  # terse
         return _join(verb, data, dest, consent, automated, protected, audit, explain, oversight, risk, harm)
     if family == 6:  # scenario framing
@@ -577,20 +614,34 @@ def _render(family: int, opener: str, verb: str, verb_past: str, data: str, dest
                  _sentence(audit, oversight, risk, harm))
 
 
+def write_groups(group: np.ndarray, parts: dict[str, np.ndarray], write: Callable[..., list[str]],
+                 rows: np.ndarray | None = None) -> np.ndarray:
+    """The text of each row: ``write(g, **parts)`` on the rows of each value ``g`` of ``group`` together (a
+    template family, a form), so a text costs a few list operations rather than a chain of calls per row.
+    ``rows`` (a mask) limits the rows written; the others are left None."""
+    texts = np.empty(group.shape[0], dtype=object)
+    wanted = np.ones(group.shape[0], dtype=bool) if rows is None else rows
+    for g in np.unique(group[wanted]).tolist():
+        at = np.flatnonzero((group == g) & wanted)
+        texts[at] = write(g, **{name: column[at].tolist() for name, column in parts.items()})
+    return texts
+
+
 _CONSONANTS = np.array(list("bcdfghklmnprstvwz"))
 _VOWELS = np.array(list("aeiou"))
+_SYLLABLES = np.array([[c + v for v in _VOWELS.tolist()] for c in _CONSONANTS.tolist()], dtype=object)
 
 
 def pseudo_words(rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` made-up words (2-4 consonant-vowel syllables and a final consonant): the words a request has
     besides its governance facts (names, topics, jargon), so the model learns that words it has never seen
     carry no facts."""
-    syllables = (_CONSONANTS[rng.integers(0, len(_CONSONANTS), (n, 3))].astype(object)
-                 + _VOWELS[rng.integers(0, len(_VOWELS), (n, 3))].astype(object))
+    consonant = rng.integers(0, len(_CONSONANTS), (n, 3))
+    syllables = _SYLLABLES[consonant, rng.integers(0, len(_VOWELS), (n, 3))]
     length = rng.integers(1, 4, n)
-    final = _CONSONANTS[rng.integers(0, len(_CONSONANTS), n)].tolist()
-    return np.array(["".join(row[:k]) + f for row, k, f in zip(syllables.tolist(), length.tolist(), final,
-                                                                strict=True)], dtype=object)
+    final = _CONSONANTS.astype(object)[rng.integers(0, len(_CONSONANTS), n)]
+    syllables[np.arange(3) >= length[:, None]] = ""  # the syllables past each word's length
+    return syllables[:, 0] + syllables[:, 1] + syllables[:, 2] + final
 
 
 def add_typo(text: str, seed: int) -> str:
@@ -614,6 +665,7 @@ MAX_NGRAMS = 256
 _WORD = re.compile(r"[a-z0-9']+")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # requests share most of their grams; bounded for a server
 def _bucket(token: str) -> int:
     return 1 + zlib.crc32(token.encode()) % (BUCKETS - 1)  # 0 is padding
 
