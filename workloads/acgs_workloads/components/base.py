@@ -56,6 +56,12 @@ class Component(ABC):
     def decisions(self, cols: Columns, predicted: np.ndarray) -> list[dict[str, Any]]:
         """The constitution's ``input`` decision for every row with the predicted class."""
 
+    def decisions_at(self, cols: Columns, rows: np.ndarray, classes: np.ndarray) -> list[dict[str, Any]]:
+        """The ``input`` decision of request ``rows[i]`` answered with class ``classes[i]`` (default: the
+        :meth:`decisions` of those rows' columns)."""
+        subset = {name: values[rows] for name, values in cols.items()}
+        return self.decisions(subset, np.asarray(classes, dtype=np.int64))
+
     @abstractmethod
     def columns_from_requests(self, requests: Sequence[Any], spec: ModelSpec) -> Columns:
         """Columns (without labels) for validated requests."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -25,7 +25,7 @@ from torch import nn
 
 from acgs_workloads.components import language as lang
 from acgs_workloads.components.base import Columns
-from acgs_workloads.components.governance import DECISIONS, safeguards_for
+from acgs_workloads.components.governance import DECISIONS, RISK_LEVELS, safeguards_for
 from acgs_workloads.components.schemas import Decision
 from acgs_workloads.components.text_governance import FactsRead, TextGovernance, TextRequest, facts_row
 from acgs_workloads.constitution.engine import RegoEvalError, new_interpreter, query_json, set_input
@@ -43,6 +43,8 @@ POLICY_PHRASES = {
     "model_deployment": ("model deployment policy", "AI release rule", "model rollout policy"),
     "content_moderation": ("moderation policy", "content rule", "community content policy"),
 }
+
+_PHRASE_TABLE = np.array([POLICY_PHRASES[p] for p in POLICY_TYPES], dtype=object)  # [policy type, phrase]
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,36 @@ def _rego_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+RULE_CACHE_SIZE = 8192  # control lists and modules remembered (requests repeat: the facts are discrete)
+_CONTROL_FLAGS = ("contains_pii", "consent", "has_audit_trail", "automated", "explanation_provided",
+                  "protected_attribute_used")  # the flags a control condition reads (besides risk and scope)
+
+
+def applicable_controls(framework: str, scope: str, facts: Mapping[str, Any]) -> tuple[Control, ...]:
+    """The controls of ``framework`` whose condition holds for ``facts`` (a request's facts, as
+    :func:`~acgs_workloads.components.text_governance.facts_row` writes them) in ``scope``."""
+    flags = tuple(bool(facts[name]) for name in _CONTROL_FLAGS)
+    return _applicable_controls(framework, scope, flags, facts["risk_level"])
+
+
+@lru_cache(maxsize=RULE_CACHE_SIZE)
+def _applicable_controls(framework: str, scope: str, flags: tuple[bool, ...], risk_level: str
+                         ) -> tuple[Control, ...]:
+    cols = {name: np.array([value]) for name, value in zip(_CONTROL_FLAGS, flags, strict=True)}
+    cols["risk"] = np.array([RISK_LEVELS.index(risk_level)])
+    cols["scope"] = np.array([SCOPES.index(scope)])
+    return tuple(c for c in CONTROLS[framework] if bool(control_mask(c.mask, cols)[0]))
+
+
 def rego_module(policy_type: str, framework: str, scope: str, decision: str, facts: dict[str, Any]) -> str:
     """A Rego v1 module for this request: the framework's controls that apply to ``facts`` and the decision."""
+    return _module_source(policy_type, framework, scope, decision, applicable_controls(framework, scope, facts))
+
+
+@lru_cache(maxsize=RULE_CACHE_SIZE)
+def _module_source(policy_type: str, framework: str, scope: str, decision: str, controls: tuple[Control, ...]
+                   ) -> str:
+    """The module's text: it depends on the facts only through the ``controls`` that apply."""
     package = f"acgs.generated.{policy_type}.{re.sub(r'[^a-z0-9]', '_', framework.lower())}"
     lines = [
         f"# {framework} {policy_type.replace('_', ' ')} policy for scope {scope}, written for one request.",
@@ -134,13 +164,7 @@ def rego_module(policy_type: str, framework: str, scope: str, decision: str, fac
         "}",
         "",
     ]
-    probe = {**facts, "scope": scope}
-    probe_cols = {k: np.array([v]) for k, v in probe.items() if not isinstance(v, str)}
-    probe_cols["risk"] = np.array([["low", "medium", "high", "critical"].index(facts["risk_level"])])
-    probe_cols["scope"] = np.array([SCOPES.index(scope)])
-    for control in CONTROLS[framework]:
-        if not bool(control_mask(control.mask, probe_cols)[0]):
-            continue  # only the controls that apply to this request
+    for control in controls:  # only the controls that apply to this request
         lines += [f"# {control.ref}", f"required contains {control.level} if {{"]
         lines += [f"\t{part.strip()}" for part in control.condition.split(";")]
         lines += ["}", ""]
@@ -238,19 +262,21 @@ class PolicyGovernance(TextGovernance):
         return np.maximum(super().house_rules(cols, level), framework_minimum(cols))
 
     def frame(self, rng: np.random.Generator, cols: Columns, texts: np.ndarray) -> np.ndarray:
-        names = [rng.integers(0, 3, len(texts)), rng.random(len(texts))]
+        phrases = _PHRASE_TABLE[cols["policy_type"], rng.integers(0, 3, len(texts))].tolist()
+        front = (rng.random(len(texts)) < 0.5).tolist()
         out = np.empty(len(texts), dtype=object)
-        for i, text in enumerate(texts):
-            phrase = POLICY_PHRASES[POLICY_TYPES[int(cols["policy_type"][i])]][int(names[0][i])]
-            out[i] = f"{phrase.capitalize()}: {text}" if names[1][i] < 0.5 else f"{text} ({phrase})"
+        out[:] = [f"{phrase.capitalize()}: {text}" if f else f"{text} ({phrase})"
+                  for phrase, text, f in zip(phrases, texts.tolist(), front, strict=True)]
         return out
 
     def generate(self, examples: int, seed: int, spec: ModelSpec, constitution: Any = None,
                  families: Sequence[int] | None = None) -> Columns:
         cols = super().generate(examples, seed, spec, constitution, families)
+        rows = zip(cols["policy_type"].tolist(), cols["framework"].tolist(), cols["scope"].tolist(), strict=True)
+        known = {(p, f, s): self.structured_tokens(p, f, s) for p in range(len(POLICY_TYPES))
+                 for f in range(len(FRAMEWORKS)) for s in range(len(SCOPES))}
         tokens = np.empty(examples, dtype=object)
-        tokens[:] = [self.structured_tokens(int(cols["policy_type"][i]), int(cols["framework"][i]),
-                                            int(cols["scope"][i])) for i in range(examples)]
+        tokens[:] = [list(known[row]) for row in rows]  # each row its own list
         cols["structured"] = tokens
         return cols
 
@@ -303,10 +329,8 @@ class PolicyGovernance(TextGovernance):
         module, facts = self.module_for(cols, index, decision, request.policy_type)
         scope = SCOPES[int(cols["scope"][index])]
         verdict = evaluate_module(module, facts, scope)
-        probe = {**{k: v[index : index + 1] for k, v in cols.items() if isinstance(v, np.ndarray)
-                    and v.dtype != object and v.ndim == 1}}
         framework = FRAMEWORKS[int(cols["framework"][index])]
-        controls = [c.ref for c in CONTROLS[framework] if bool(control_mask(c.mask, probe)[0])]
+        controls = [c.ref for c in applicable_controls(framework, scope, facts)]
         return PolicyResponse(
             governance_decision=GovernanceDecision(decision=decision, safeguards=safeguards_for(facts, decision),
                                                    framework=framework, controls=controls),

@@ -360,24 +360,27 @@ class TextGovernance(Component):
         merged = lang.restrictive_merge(client, supplied, read)
         cols.update(merged)
 
+    def decision(self, request: dict[str, Any], label: int) -> dict[str, Any]:
+        """The Rego ``input`` decision of a request with facts ``request`` answered with class ``label``."""
+        decision = DECISIONS[label]
+        return {"component": self.name, "decision": decision, "safeguards": safeguards_for(request, decision),
+                "request": request}
+
     def decisions(self, cols: Columns, predicted: np.ndarray) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for i, label in enumerate(predicted.tolist()):
-            request = facts_row(cols, i)
-            decision = DECISIONS[int(label)]
-            out.append({"component": self.name, "decision": decision,
-                        "safeguards": safeguards_for(request, decision), "request": request})
-        return out
+        return [self.decision(facts_row(cols, i), int(label)) for i, label in enumerate(predicted.tolist())]
+
+    def decisions_at(self, cols: Columns, rows: np.ndarray, classes: np.ndarray) -> list[dict[str, Any]]:
+        """:meth:`decisions` of request ``rows[i]`` with class ``classes[i]``, read from ``cols`` in place."""
+        return [self.decision(facts_row(cols, row), label)
+                for row, label in zip(rows.tolist(), classes.tolist(), strict=True)]
 
     def explain(self, cols: Columns, evaluate: Callable[[Sequence[dict[str, Any]]], list[Any]]) -> None:
         """``allowed``: the least restrictive decision the constitution allows for each request's facts;
         ``why``: the violations that rule out approval (principle -> messages)."""
         n = cols["risk"].shape[0]
         candidates = len(DECISIONS) - 1
-        rows = np.repeat(np.arange(n), candidates)
-        labels = np.tile(np.arange(candidates), n)
-        subset = {k: v[rows] for k, v in cols.items() if isinstance(v, np.ndarray) and v.shape[:1] == (n,)}
-        found = evaluate(self.decisions(subset, labels))
+        requests = [facts_row(cols, i) for i in range(n)]
+        found = evaluate([self.decision(dict(request), label) for request in requests for label in range(candidates)])
         clean = np.array([not f for f in found], dtype=bool).reshape(n, candidates)
         cols["allowed"] = np.where(clean.any(axis=1), clean.argmax(axis=1), len(DECISIONS) - 1)
         why = np.empty(n, dtype=object)

@@ -52,16 +52,15 @@ def words_of(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+_known_word_hash = functools.lru_cache(maxsize=1 << 15)(word_hash)  # requests share most of their words
+
+
 def word_hashes(texts: Sequence[str], length: int = WORDS_PER_REQUEST) -> np.ndarray:
     """The first ``length`` words of each text as hashes [n, length] (0-padded)."""
     out = np.zeros((len(texts), length), dtype=np.int64)
-    cache: dict[str, int] = {}
     for i, text in enumerate(texts):
-        for j, word in enumerate(words_of(text)[:length]):
-            found = cache.get(word)
-            if found is None:
-                found = cache[word] = word_hash(word)
-            out[i, j] = found
+        hashes = [_known_word_hash(word) for word in words_of(text)[:length]]
+        out[i, : len(hashes)] = hashes
     return out
 
 

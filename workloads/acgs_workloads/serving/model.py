@@ -213,8 +213,7 @@ class ServedModel:
 
     def decisions_for(self, cols: Columns, rows: np.ndarray, classes: np.ndarray) -> list[dict[str, Any]]:
         """The Rego ``input`` decision of request ``rows[i]`` answered with class ``classes[i]``."""
-        subset = {name: values[rows] for name, values in cols.items()}
-        return self.component.decisions(subset, np.asarray(classes, dtype=np.int64))
+        return self.component.decisions_at(cols, np.asarray(rows, dtype=np.int64), np.asarray(classes, dtype=np.int64))
 
     def respond(self, request: Any, inference: Inference, index: int, served_class: int) -> BaseModel:
         """The component's response to request ``index`` answered with ``served_class``."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -12,9 +14,20 @@ from acgs_workloads.components import get, names
 from acgs_workloads.components import tokens as tok
 from acgs_workloads.components.base import dataset_digest, split_columns, train_tensors
 from acgs_workloads.components.datasets import read_columns, write_columns
+from acgs_workloads.components.governance import RISK_LEVELS
 from acgs_workloads.components.labels import constitution_minimum, decision_table
 from acgs_workloads.components.models import WinaLinear
-from acgs_workloads.components.policy_governance import evaluate_module, rego_module
+from acgs_workloads.components.policy_governance import (
+    FRAMEWORKS,
+    RULE_CACHE_SIZE,
+    SCOPES,
+    _applicable_controls,
+    _module_source,
+    applicable_controls,
+    evaluate_module,
+    framework_minimum,
+    rego_module,
+)
 from acgs_workloads.constitution import ConstitutionEvaluator, compliance_share
 from acgs_workloads.contract import ConstitutionSnapshot, ModelSpec
 from acgs_workloads.serving.errors import ConstitutionHashMismatch, ModelLoadError, ModelNotLoaded
@@ -161,6 +174,44 @@ def _request(name: str, constitution: ConstitutionSnapshot) -> dict[str, object]
     component = get(name)
     cols = component.generate(5, 9, SPEC)
     return component.request_for(cols, 0, constitution.hash)
+
+
+def test_the_controls_of_a_module_are_the_ones_the_labels_apply() -> None:
+    """Every (framework, scope, risk, flags) combination: the controls a request's module holds (cached) reach
+    exactly the level :func:`framework_minimum` (the labels' vectorised rule) requires."""
+    flags = ("contains_pii", "consent", "has_audit_trail", "automated", "explanation_provided",
+             "protected_attribute_used")
+    grid = np.array(list(itertools.product(range(len(FRAMEWORKS)), range(len(SCOPES)), range(len(RISK_LEVELS)),
+                                           *[(0, 1)] * len(flags))))
+    cols = {"framework": grid[:, 0], "scope": grid[:, 1], "risk": grid[:, 2]}
+    cols |= {flag: grid[:, 3 + j].astype(bool) for j, flag in enumerate(flags)}
+    levels = []
+    for i in range(len(grid)):
+        facts = {flag: bool(cols[flag][i]) for flag in flags} | {"risk_level": RISK_LEVELS[int(cols["risk"][i])]}
+        controls = applicable_controls(FRAMEWORKS[int(cols["framework"][i])], SCOPES[int(cols["scope"][i])], facts)
+        levels.append(max((c.level for c in controls), default=0))
+    assert np.array_equal(np.array(levels), framework_minimum(cols))
+
+
+def test_generated_modules_are_cached_in_bounded_caches() -> None:
+    facts = {"contains_pii": True, "consent": False, "has_audit_trail": True, "explanation_provided": True,
+             "protected_attribute_used": False, "human_oversight_available": True, "automated": False,
+             "risk_level": "high", "harm_score": 0.3}
+    first = rego_module("access_control", "HIPAA", "team", "escalate", facts)
+    again = rego_module("access_control", "HIPAA", "team", "escalate", {**facts, "harm_score": 0.9})
+    assert again is first  # no control reads the harm score: the same module, rendered once
+    assert "HIPAA Privacy Rule" in first and "Security Rule" not in first
+    assert rego_module("access_control", "HIPAA", "team", "escalate", {**facts, "has_audit_trail": False}) != first
+    assert _module_source.cache_info().maxsize == _applicable_controls.cache_info().maxsize == RULE_CACHE_SIZE
+
+
+@pytest.mark.parametrize("name", ["constitutional-ai", "policy-governance", "multi-agent-coordination"])
+def test_decisions_at_rows_are_the_decisions_of_those_rows(name: str) -> None:
+    component = get(name)
+    cols = component.generate(40, 3, SPEC)
+    rows, classes = np.array([3, 3, 0, 39]), np.array([0, 2, 3, 1])
+    subset = {key: values[rows] for key, values in cols.items()}
+    assert component.decisions_at(cols, rows, classes) == component.decisions(subset, classes)
 
 
 @pytest.mark.parametrize("name", names())
