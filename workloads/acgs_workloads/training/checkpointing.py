@@ -5,6 +5,12 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -14,6 +20,8 @@ from acgs_workloads.artifacts import join_uri, read_bytes, resolve
 from acgs_workloads.training.history import History
 
 STATE_FILE = "train_state.pt"
+SCRATCH_PREFIX = "acgs-ckpt-"  # a worker's scratch directory for the checkpoint it reports: acgs-ckpt-<pid>-...
+_SCRATCH = re.compile(rf"^{SCRATCH_PREFIX}(\d+)-")
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +110,39 @@ def newest_persisted_state(run_storage: str) -> dict[str, Any] | None:
         except Exception as exc:  # a checkpoint cut off mid-write: try the one before
             log.warning("skipping unreadable checkpoint %s: %s", name, exc)
     return None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists (signal 0 checks without signalling)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def orphaned_scratch(names: Iterable[str], alive: Callable[[int], bool]) -> list[str]:
+    """The scratch directories among ``names`` whose worker process is gone (pure; ``alive`` checks a pid).
+
+    A worker killed by SIGKILL (a node's OOM killer, a fault test) cannot remove its own scratch directory.
+    """
+    orphans = []
+    for name in names:
+        match = _SCRATCH.match(name)
+        if match is not None and not alive(int(match.group(1))):
+            orphans.append(name)
+    return sorted(orphans)
+
+
+@contextmanager
+def scratch_directory(root: str | None = None) -> Iterator[str]:
+    """A temporary directory for one reported checkpoint, named for this process; the scratch directories of
+    dead workers under ``root`` (the system's temporary directory) are removed first."""
+    base = Path(root or tempfile.gettempdir())
+    for name in orphaned_scratch((p.name for p in base.iterdir() if p.is_dir()), process_alive):
+        shutil.rmtree(base / name, ignore_errors=True)
+        log.info("removed %s, the checkpoint scratch of a worker that is gone", base / name)
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=base) as directory:
+        yield directory

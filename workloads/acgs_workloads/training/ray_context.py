@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,12 @@ import ray.train.torch
 import torch
 
 from acgs_workloads.contract import Progress
-from acgs_workloads.training.checkpointing import load_from_directory, newest_persisted_state, save_to_directory
+from acgs_workloads.training.checkpointing import (
+    load_from_directory,
+    newest_persisted_state,
+    save_to_directory,
+    scratch_directory,
+)
 from acgs_workloads.training.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -83,7 +87,7 @@ class RayContext(WorkerContext):
         if state is None or not self.is_chief:
             ray.train.report(metrics)
             return
-        with tempfile.TemporaryDirectory(prefix="acgs-ckpt-") as directory:
+        with scratch_directory() as directory:
             save_to_directory(state(), directory)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ from acgs_workloads.training.checkpointing import (
     STATE_FILE,
     load_from_directory,
     newest_persisted_state,
+    orphaned_scratch,
     restore,
     save_to_directory,
+    scratch_directory,
     snapshot,
 )
 from acgs_workloads.training.history import History
@@ -67,3 +70,21 @@ def test_progress_percent_and_non_finite_loss() -> None:
     assert (p.epoch, p.total_epochs, p.step, p.percent, p.loss) == (1, 4, 25, 25.0, None)
     assert make_progress(4, 4, 120, 100, math.inf).percent == 100.0
     assert make_progress(0, 1, 0, 10, 0.7).loss == 0.7
+
+
+def test_orphaned_scratch_is_the_scratch_of_dead_workers_only() -> None:
+    names = ["acgs-ckpt-12-abc", "acgs-ckpt-34-def", "acgs-ckpt-xyz", "ray", "acgs-ckpt-56-g"]
+    assert orphaned_scratch(names, alive=lambda pid: pid == 34) == ["acgs-ckpt-12-abc", "acgs-ckpt-56-g"]
+    assert orphaned_scratch(names, alive=lambda pid: True) == []
+
+
+def test_scratch_directory_removes_dead_workers_scratch_and_cleans_up(tmp_path: Path) -> None:
+    dead = tmp_path / "acgs-ckpt-999999999-old"  # above any pid_max: no such process
+    mine = tmp_path / f"acgs-ckpt-{os.getpid()}-busy"
+    other = tmp_path / "something-else"
+    for d in (dead, mine, other):
+        d.mkdir()
+    with scratch_directory(str(tmp_path)) as directory:
+        assert Path(directory).name.startswith(f"acgs-ckpt-{os.getpid()}-") and Path(directory).is_dir()
+        assert not dead.exists() and mine.exists() and other.exists()
+    assert not Path(directory).exists()
