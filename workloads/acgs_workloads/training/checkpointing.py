@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -136,13 +137,21 @@ def orphaned_scratch(names: Iterable[str], alive: Callable[[int], bool]) -> list
     return sorted(orphans)
 
 
-@contextmanager
-def scratch_directory(root: str | None = None) -> Iterator[str]:
-    """A temporary directory for one reported checkpoint, named for this process; the scratch directories of
-    dead workers under ``root`` (the system's temporary directory) are removed first."""
-    base = Path(root or tempfile.gettempdir())
+@functools.cache
+def remove_orphaned_scratch(root: str) -> None:
+    """Remove the scratch directories of dead workers under ``root``, once per process (a worker reports a
+    checkpoint every few epochs; dead workers' leftovers only need sweeping when it starts)."""
+    base = Path(root)
     for name in orphaned_scratch((p.name for p in base.iterdir() if p.is_dir()), process_alive):
         shutil.rmtree(base / name, ignore_errors=True)
         log.info("removed %s, the checkpoint scratch of a worker that is gone", base / name)
+
+
+@contextmanager
+def scratch_directory(root: str | None = None) -> Iterator[str]:
+    """A temporary directory for one reported checkpoint, named for this process, under ``root`` (the system's
+    temporary directory); the first one a process makes sweeps the scratch of dead workers first."""
+    base = root or tempfile.gettempdir()
+    remove_orphaned_scratch(base)
     with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=base) as directory:
         yield directory
