@@ -300,7 +300,8 @@ class TrainingMetrics(CamelModel):
         default=None, description="Accuracy on template families never used in training (text components).")
     held_out_f1: float | None = Field(default=None, description="Macro-F1 on the held-out template families.")
     unsafe_approve_rate: float | None = Field(
-        default=None, description="Share of the red-team set (clearly unacceptable requests) answered approve.")
+        default=None, description="Share of the red-team set (clearly unacceptable requests) answered approve or "
+        "approve_with_safeguards where the request's facts allow neither under the constitution.")
     over_refusal_rate: float | None = Field(
         default=None, description="Share of the benign set answered escalate or deny, or refused.")
 
