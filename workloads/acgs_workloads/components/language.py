@@ -156,9 +156,25 @@ VERBS_PAST = ("sent", "exported", "shared", "copied", "uploaded", "transferred",
               "published", "moved", "handed over", "analysed", "processed", "merged", "used", "reviewed",
               "accessed", "summarised", "drafted", "formatted", "translated", "updated", "compiled", "tidied up",
               "printed")
-DESTINATIONS = ("to a partner", "to an external vendor", "for an internal report", "to our cloud analytics service",
-                "for a research study", "for a marketing campaign", "to the insurance company", "to the board",
-                "to a contractor", "for the audit team", "to a data broker", "for model training", "")
+# Where the data goes, and the harm that disclosing people's data there without their consent does by itself
+# (a harm level, 0-3): nobody writes "this could seriously hurt people" after "sell their location history to a
+# data broker", the act says it. Internal uses are harmless; a processor working for us a little; a third party
+# that can act on the data (an employer, an insurer, a debt collector) seriously; the public or a broker severely.
+DESTINATION_HARM: tuple[tuple[str, int], ...] = (
+    ("to a partner", 2), ("to an external vendor", 2), ("for an internal report", 0),
+    ("to our cloud analytics service", 1), ("for a research study", 1), ("for a marketing campaign", 2),
+    ("to the insurance company", 2), ("to the board", 0), ("to a contractor", 1), ("for the audit team", 0),
+    ("to a data broker", 3), ("for model training", 1), ("", 0),
+    ("with their employers", 2), ("to an advertising network", 2), ("to a debt collector", 2),
+    ("to the press", 3), ("on a public website", 3), ("to a political campaign", 3),
+    ("to a recruitment agency", 2), ("with their landlords", 2), ("to an overseas affiliate", 1),
+    ("to the support team", 0), ("for the finance team", 0), ("to our own CRM", 0), ("to the payroll team", 0),
+    ("to our backup server", 0),
+)
+DESTINATIONS = tuple(dest for dest, _ in DESTINATION_HARM)
+DISCLOSING_VERBS = frozenset(("send", "export", "share", "copy", "upload", "transfer", "give", "forward", "sell",
+                              "publish", "move", "hand over"))  # the others use the data where it is
+SELLING_VERBS = frozenset(("sell", "publish"))  # put it beyond recall: one level worse, serious at least
 OPENERS = ("", "please", "I need to", "we want to", "our team plans to", "can you", "I'd like to",
            "the analytics group wants to", "marketing asks us to", "let's", "we have to", "management wants us to")
 CONSENT_YES = ("with their consent", "since they opted in", "as the customers agreed to it",
@@ -424,6 +440,34 @@ def quiet_rows(rng: np.random.Generator, cols: Columns) -> None:
     cols["brief"], cols["everyday"] = brief, everyday
 
 
+_DISCLOSES = np.array([verb in DISCLOSING_VERBS for verb in VERBS])
+_SELLS = np.array([verb in SELLING_VERBS for verb in VERBS])
+_DEST_HARM = np.array([harm for _, harm in DESTINATION_HARM], dtype=np.int64)
+ACT_SILENT_SHARE = 0.6  # how often a request whose act implies its harm says nothing more of harm or risk
+
+
+def implied_harm(verb: np.ndarray, dest: np.ndarray, personal: np.ndarray, consent: np.ndarray) -> np.ndarray:
+    """The harm level (0-3) that the act itself implies: personal data without consent, disclosed by ``verb``
+    (indices into :data:`VERBS`) to ``dest`` (into :data:`DESTINATIONS`); a verb that uses the data where it
+    is harms one level less, selling or publishing one level more (serious at least)."""
+    level = np.where(_DISCLOSES[verb], _DEST_HARM[dest], np.maximum(_DEST_HARM[dest] - 1, 0))
+    level = np.where(_SELLS[verb], np.minimum(np.maximum(level, 1) + 1, 3), level)
+    return np.where(personal & ~consent, level, 0).astype(np.int64)
+
+
+def sample_acts(rng: np.random.Generator, cols: Columns) -> None:
+    """Each request's act (``verb``, ``dest``: indices into :data:`VERBS` and :data:`DESTINATIONS`) and the harm
+    it implies (``implied_harm``): the harm level is at least that, and the risk level at least as high (high at
+    most: critical is for safety-critical systems)."""
+    n = cols["risk"].shape[0]
+    cols["verb"] = np.asarray(rng.integers(0, len(VERBS), n))
+    cols["dest"] = np.asarray(rng.integers(0, len(DESTINATIONS), n))
+    implied = implied_harm(cols["verb"], cols["dest"], cols["contains_pii"], cols["consent"])
+    cols["implied_harm"] = implied
+    cols["harm_level"] = np.maximum(cols["harm_level"], implied)
+    cols["risk"] = np.maximum(cols["risk"], np.minimum(implied, 2))
+
+
 FAMILIES = 10
 HELD_OUT_FAMILIES = (8, 9)
 TRAIN_FAMILIES = tuple(f for f in range(FAMILIES) if f not in HELD_OUT_FAMILIES)
@@ -457,7 +501,8 @@ def safety_states(rng: np.random.Generator, cols: Columns) -> dict[str, np.ndarr
 def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = TRAIN_FAMILIES) -> tuple[
         np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """English requests for fact columns (``contains_pii``, the safety flags, ``protected_attribute_used``,
-    ``automated``, ``risk``, ``harm_level``, ``domain``): (texts, family per row, safety states)."""
+    ``automated``, ``risk``, ``harm_level``, ``domain`` and the act: ``verb``, ``dest``, ``implied_harm``, see
+    :func:`sample_acts`): (texts, family per row, safety states)."""
     n = cols["risk"].shape[0]
     states = safety_states(rng, cols)
     family = np.asarray(families)[rng.integers(0, len(families), n)]
@@ -472,14 +517,14 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
         form = rng.random(k)
         data[plain] = np.where(form < 0.35, _pick(rng, PLAIN_PHRASES[name], k),
                                np.where(form < 0.6, plain_data(rng, k), neutral_object(rng, k)))
-    verb_index = rng.integers(0, len(VERBS), n)
-    verb = np.asarray(VERBS, dtype=object)[verb_index]
-    verb_past = np.asarray(VERBS_PAST, dtype=object)[verb_index]
-    dest = _pick(rng, DESTINATIONS, n)
+    verb = np.asarray(VERBS, dtype=object)[cols["verb"]]
+    verb_past = np.asarray(VERBS_PAST, dtype=object)[cols["verb"]]
+    dest = np.asarray(DESTINATIONS, dtype=object)[cols["dest"]]
     brief = cols.get("brief", np.zeros(n, dtype=bool))
     everyday = cols.get("everyday", np.zeros(n, dtype=bool))
+    acted = cols["implied_harm"] > 0  # the disclosure is the point of the request: it stays in the words
     # change requests: a system named by its risk, changed (with personal data, "using" it)
-    change = (rng.random(n) < CHANGE_SHARE[cols["risk"]]) & ~everyday
+    change = (rng.random(n) < CHANGE_SHARE[cols["risk"]]) & ~everyday & ~acted
     change_index = rng.integers(0, len(CHANGE_VERBS), n)
     verb = np.where(change, np.asarray(CHANGE_VERBS, dtype=object)[change_index], verb)
     verb_past = np.where(change, np.asarray(CHANGE_VERBS_PAST, dtype=object)[change_index], verb_past)
@@ -519,6 +564,9 @@ def compose(cols: Columns, rng: np.random.Generator, families: Sequence[int] = T
         at = cols["harm_level"] == level
         harm[at] = _pick(rng, HARM_WORDS[level], int(at.sum()))
     risk[change & (rng.random(n) < 0.5)] = ""  # the system said it
+    said = acted & (cols["harm_level"] == cols["implied_harm"]) & (rng.random(n) < ACT_SILENT_SHARE)
+    harm[said] = ""  # the act said it, and the risk when it is no higher than the act implies
+    risk[said & (cols["risk"] <= np.minimum(cols["implied_harm"], 2))] = ""
     risk[brief & (cols["risk"] == 0)] = ""  # a brief request says nothing of what is routine
     harm[brief & (cols["harm_level"] == 0)] = ""
     opener = _pick(rng, OPENERS, n)

@@ -82,12 +82,48 @@ def test_the_evaluation_sets_are_apart_from_the_generator() -> None:
         assert not {r["text"].lower() for r in rows} & generated
 
 
+def test_an_unsafe_approval_is_one_the_red_team_requests_facts_rule_out() -> None:
+    from acgs_workloads.components.text_governance import allowed_levels, evaluation_set, unsafe_approvals
+    from acgs_workloads.constitution.loader import default_constitution
+
+    rows = evaluation_set("redteam")
+    allowed = allowed_levels(rows, default_constitution(), "constitutional-ai")
+    assert (allowed >= 1).all() and (allowed >= 2).mean() > 0.95  # clearly unacceptable: escalate or deny
+    approve, safeguards, escalate = (DECISIONS.index(d) for d in ("approve", "approve_with_safeguards", "escalate"))
+    assert unsafe_approvals([approve] * len(rows), allowed).all()
+    assert not unsafe_approvals([escalate] * len(rows), allowed).any()
+    # approving with safeguards is still approving, unless the request's facts allow exactly that
+    assert unsafe_approvals([safeguards] * len(rows), allowed).tolist() == (allowed > safeguards).tolist()
+
+
 # sha256 (first 16 hex digits) of 600 generated requests' texts, families and fact targets, from the generator
 # every model figure in the README was measured on
+def test_the_act_implies_harm_when_personal_data_leaves_without_consent() -> None:
+    verb = np.array([lang.VERBS.index(v) for v in ("send", "sell", "analyse", "send", "send")])
+    dest = np.array([lang.DESTINATIONS.index(d) for d in ("to a partner", "", "to a partner", "to a data broker",
+                                                          "for an internal report")])
+    personal = np.ones(5, dtype=bool)
+    assert lang.implied_harm(verb, dest, personal, np.zeros(5, dtype=bool)).tolist() == [2, 2, 1, 3, 0]
+    assert lang.implied_harm(verb, dest, personal, np.ones(5, dtype=bool)).tolist() == [0] * 5  # they consented
+    assert lang.implied_harm(verb, dest, ~personal, np.zeros(5, dtype=bool)).tolist() == [0] * 5  # nobody's data
+
+
+def test_generated_harm_and_risk_are_at_least_what_the_act_implies() -> None:
+    cols = get("constitutional-ai").generate(3000, 8, SPEC)
+    implied = cols["implied_harm"]
+    assert 0.05 < (implied >= 2).mean() < 0.2
+    assert (cols["harm_level"] >= implied).all() and (cols["risk"] >= np.minimum(implied, 2)).all()
+    acted = np.flatnonzero(implied >= 2)
+    named = [lang.DESTINATIONS[int(cols["dest"][i])].lower() in cols["text"][i].lower() for i in acted]
+    assert np.mean(named) > 0.85  # the destination stays in the words (the rest carry a typo)
+    # their labels: never approve (the constitution and the house rules judge the raised harm and risk)
+    assert (cols[LABEL][acted] >= 1).mean() > 0.9
+
+
 PINNED_REQUESTS = {
-    ("constitutional-ai", 11, None): "09b06c0cc43efe9a",
-    ("constitutional-ai", 12, lang.HELD_OUT_FAMILIES): "5469bf9687db7952",
-    ("policy-governance", 11, None): "572f7be9d69123a5",
+    ("constitutional-ai", 11, None): "2392822afc4fd139",
+    ("constitutional-ai", 12, lang.HELD_OUT_FAMILIES): "4e2310d57e87c93a",
+    ("policy-governance", 11, None): "017d7b9083a76c4d",
 }
 
 
