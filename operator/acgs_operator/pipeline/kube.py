@@ -9,6 +9,10 @@ from typing import Any
 from acgs_operator.api.v1alpha1 import GROUP, VERSION
 
 FIELD_MANAGER = "acgs-pipeline"
+# answers to a read that say "not now" rather than "no": an API server busy under load (a 504 after its request
+# timeout, seen while six trainings shared two cores with it) is asked again, not taken as the stage's failure
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+GET_ATTEMPTS = 4
 PLURALS = {"Constitution": "constitutions", "TrainingJob": "trainingjobs", "ModelDeployment": "modeldeployments"}
 
 
@@ -20,6 +24,8 @@ def _as_dict(value: object) -> dict[str, Any]:
 
 class Kube:
     """A kubernetes client bound to one kubeconfig."""
+
+    retry_wait = 1.0  # seconds before the first repeat of a read; doubled for each further one
 
     def __init__(self, kubeconfig: Path | None = None) -> None:
         from kubernetes import client, config
@@ -59,14 +65,21 @@ class Kube:
         )
 
     def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        """The object, or None when there is none; a transient error (:data:`TRANSIENT_STATUSES`) is retried
+        :data:`GET_ATTEMPTS` times in all, with backoff, before it is raised."""
         from kubernetes.client.exceptions import ApiException
 
-        try:
-            return _as_dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        for attempt in range(GET_ATTEMPTS):
+            try:
+                return _as_dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind],
+                                                                         name))
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                if exc.status not in TRANSIENT_STATUSES or attempt == GET_ATTEMPTS - 1:
+                    raise
+            time.sleep(self.retry_wait * 2**attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def delete(self, kind: str, name: str, namespace: str) -> bool:
         """Delete (finalizers run); True when it existed."""
