@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from acgs_operator.api.v1alpha1 import GROUP, VERSION
 
 FIELD_MANAGER = "acgs-pipeline"
-# answers to a read that say "not now" rather than "no": an API server busy under load (a 504 after its request
-# timeout, seen while six trainings shared two cores with it) is asked again, not taken as the stage's failure
+# answers that say "not now" rather than "no": an API server busy under load (a 504 after its request timeout,
+# seen while six trainings shared two cores with it) is asked again, not taken as the stage's failure. Every call
+# the pipeline makes may be repeated: reads, server-side apply with forced conflicts, deletes and a namespace
+# create (whose repeat may find the namespace made by the first try)
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
-GET_ATTEMPTS = 4
+ATTEMPTS = 4
+T = TypeVar("T")
 PLURALS = {"Constitution": "constitutions", "TrainingJob": "trainingjobs", "ModelDeployment": "modeldeployments"}
 
 
@@ -25,7 +29,7 @@ def _as_dict(value: object) -> dict[str, Any]:
 class Kube:
     """A kubernetes client bound to one kubeconfig."""
 
-    retry_wait = 1.0  # seconds before the first repeat of a read; doubled for each further one
+    retry_wait = 1.0  # seconds before the first repeat of a call; doubled for each further one
 
     def __init__(self, kubeconfig: Path | None = None) -> None:
         from kubernetes import client, config
@@ -37,19 +41,38 @@ class Kube:
     def close(self) -> None:
         self.api_client.close()
 
+    def _call(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``call(*args, **kwargs)``; a transient error (:data:`TRANSIENT_STATUSES`) is retried :data:`ATTEMPTS`
+        times in all, with backoff, before it is raised; any other error at once."""
+        from kubernetes.client.exceptions import ApiException
+
+        for attempt in range(ATTEMPTS):
+            try:
+                return call(*args, **kwargs)
+            except ApiException as exc:
+                if exc.status not in TRANSIENT_STATUSES or attempt == ATTEMPTS - 1:
+                    raise
+            time.sleep(self.retry_wait * 2**attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     def ensure_namespace(self, name: str) -> bool:
         """Create the namespace if absent; True when it was created."""
         from kubernetes.client.exceptions import ApiException
 
         try:
-            self.core.read_namespace(name)
+            self._call(self.core.read_namespace, name)
             return False
         except ApiException as exc:
             if exc.status != 404:
                 raise
         from kubernetes import client
 
-        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        try:
+            self._call(self.core.create_namespace, client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        except ApiException as exc:
+            if exc.status != 409:  # made meanwhile (by another client, or by a try whose answer was lost)
+                raise
+            return False
         return True
 
     def apply(self, obj: dict[str, Any], namespace: str) -> None:
@@ -59,34 +82,29 @@ class Kube:
         """
         name = obj["metadata"]["name"]
         body = {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
-        self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURALS[obj["kind"]], name, body,
+        self._call(
+            self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, PLURALS[obj["kind"]], name, body,
             field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml",
         )
 
     def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
-        """The object, or None when there is none; a transient error (:data:`TRANSIENT_STATUSES`) is retried
-        :data:`GET_ATTEMPTS` times in all, with backoff, before it is raised."""
-        from kubernetes.client.exceptions import ApiException
-
-        for attempt in range(GET_ATTEMPTS):
-            try:
-                return _as_dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind],
-                                                                         name))
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                if exc.status not in TRANSIENT_STATUSES or attempt == GET_ATTEMPTS - 1:
-                    raise
-            time.sleep(self.retry_wait * 2**attempt)
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def delete(self, kind: str, name: str, namespace: str) -> bool:
-        """Delete (finalizers run); True when it existed."""
+        """The object, or None when there is none."""
         from kubernetes.client.exceptions import ApiException
 
         try:
-            self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+            return _as_dict(self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace,
+                                       PLURALS[kind], name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def delete(self, kind: str, name: str, namespace: str) -> bool:
+        """Delete (finalizers run); True when it existed (False too when a repeated delete finds it gone)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self._call(self.custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURALS[kind], name)
             return True
         except ApiException as exc:
             if exc.status == 404:
