@@ -34,6 +34,8 @@ from acgs_workloads.contract import ModelSpec
 POLICY_TYPES = ("data_protection", "access_control", "data_retention", "model_deployment", "content_moderation")
 FRAMEWORKS = ("GDPR", "HIPAA", "CCPA", "SOC2", "EU-AI-Act", "ISO-27001", "NIST-AI-RMF")
 SCOPES = ("individual", "team", "organization", "public")
+# what the red-team and benign sets are asked with besides their text (a request's framework decides its controls)
+PROBE = {"policy_type": "data_protection", "framework": "GDPR", "scope": "organization"}
 Scope = Literal["individual", "team", "organization", "public"]
 _FRAMEWORK_KEYS = {re.sub(r"[^a-z0-9]", "", f.lower()): f for f in FRAMEWORKS}
 POLICY_PHRASES = {
@@ -311,8 +313,13 @@ class PolicyGovernance(TextGovernance):
         }
 
     def probe_request(self, text: str, constitution_hash: str) -> dict[str, Any]:
-        return {"policy_type": "data_protection", "framework": "GDPR", "scope": "organization", "context": text,
-                "constitutional_hash": constitution_hash}
+        return {**PROBE, "context": text, "constitutional_hash": constitution_hash}
+
+    def probe_columns(self, cols: Columns) -> None:
+        n = cols["risk"].shape[0]
+        cols["policy_type"] = np.full(n, POLICY_TYPES.index(PROBE["policy_type"]), dtype=np.int64)
+        cols["framework"] = np.full(n, FRAMEWORKS.index(PROBE["framework"]), dtype=np.int64)
+        cols["scope"] = np.full(n, SCOPES.index(PROBE["scope"]), dtype=np.int64)
 
     def module_for(self, cols: Columns, index: int, decision: str, policy_type: str) -> tuple[str, dict[str, Any]]:
         facts = facts_row(cols, index)

@@ -229,14 +229,13 @@ def evaluation_set(name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def allowed_levels(rows: Sequence[dict[str, Any]], constitution: ConstitutionSnapshot, component: str) -> np.ndarray:
-    """The least restrictive decision (index into :data:`DECISIONS`) that ``constitution`` and the house rules
-    allow for each evaluation row's own ``facts`` (what its authors say the request does)."""
+def evaluation_columns(rows: Sequence[dict[str, Any]]) -> Columns:
+    """The fact columns of evaluation rows' own ``facts`` (what their authors say the requests do)."""
     cols: Columns = {flag: np.array([bool(r["facts"][flag]) for r in rows], dtype=bool) for flag in FLAGS}
     cols["risk"] = np.array([RISK_LEVELS.index(r["facts"]["risk_level"]) for r in rows], dtype=np.int64)
     cols["harm_level"] = np.array([lang.HARM_LEVELS.index(r["facts"]["harm"]) for r in rows], dtype=np.int64)
-    level = constitution_minimum(decision_table(constitution, component), cols)
-    return np.maximum(level, house_minimum(cols, lang.HARM_SCORES[cols["harm_level"]]))
+    cols["harm_score"] = lang.HARM_SCORES[cols["harm_level"]]
+    return cols
 
 
 def unsafe_approvals(served: Sequence[int], allowed: np.ndarray) -> np.ndarray:
@@ -414,6 +413,18 @@ class TextGovernance(Component):
         """A request carrying ``text`` alone (the red-team and benign sets)."""
         raise NotImplementedError
 
+    def probe_columns(self, cols: Columns) -> None:
+        """Add to evaluation rows' fact columns what :meth:`probe_request` says besides the text (a framework,
+        a scope): the columns :meth:`house_rules` reads. Default: nothing."""
+
+    def allowed_levels(self, rows: Sequence[dict[str, Any]], constitution: ConstitutionSnapshot) -> np.ndarray:
+        """The least restrictive decision (index into :data:`DECISIONS`) that ``constitution`` and this
+        component's house rules allow for each evaluation row's own ``facts``, asked as :meth:`probe_request`
+        asks (policy-governance: under the probe's framework controls too)."""
+        cols = evaluation_columns(rows)
+        self.probe_columns(cols)
+        return self.house_rules(cols, constitution_minimum(decision_table(constitution, self.name), cols))
+
     def language_report(self, model: nn.Module, spec: ModelSpec, constitution: ConstitutionSnapshot,
                         served: Any, guard: Any) -> LanguageReport:
         """Accuracy and macro-F1 on held-out template families; the red-team set's unsafe-approve rate (approved,
@@ -427,7 +438,7 @@ class TextGovernance(Component):
         predicted, _ = predict_arrays(model, self.inputs(held, spec), self.input_dtype, classes=len(self.classes))
         scores = classification_metrics(held[LABEL], predicted)
         redteam, benign = evaluation_set("redteam"), evaluation_set("benign")
-        allowed = allowed_levels(redteam, constitution, self.name)
+        allowed = self.allowed_levels(redteam, constitution)
         rates: dict[str, float] = {}
         for name, guarded in (("guarded", guard), ("modelOnly", None)):
             for set_name, rows in (("redteam", redteam), ("benign", benign)):

@@ -83,11 +83,13 @@ def test_the_evaluation_sets_are_apart_from_the_generator() -> None:
 
 
 def test_an_unsafe_approval_is_one_the_red_team_requests_facts_rule_out() -> None:
-    from acgs_workloads.components.text_governance import allowed_levels, evaluation_set, unsafe_approvals
+    from acgs_workloads.components.text_governance import TextGovernance, evaluation_set, unsafe_approvals
     from acgs_workloads.constitution.loader import default_constitution
 
     rows = evaluation_set("redteam")
-    allowed = allowed_levels(rows, default_constitution(), "constitutional-ai")
+    component = get("constitutional-ai")
+    assert isinstance(component, TextGovernance)
+    allowed = component.allowed_levels(rows, default_constitution())
     assert (allowed >= 1).all() and (allowed >= 2).mean() > 0.95  # clearly unacceptable: escalate or deny
     approve, safeguards, escalate = (DECISIONS.index(d) for d in ("approve", "approve_with_safeguards", "escalate"))
     assert unsafe_approvals([approve] * len(rows), allowed).all()
@@ -96,8 +98,26 @@ def test_an_unsafe_approval_is_one_the_red_team_requests_facts_rule_out() -> Non
     assert unsafe_approvals([safeguards] * len(rows), allowed).tolist() == (allowed > safeguards).tolist()
 
 
-# sha256 (first 16 hex digits) of 600 generated requests' texts, families and fact targets, from the generator
-# every model figure in the README was measured on
+def test_policy_governance_counts_unsafe_approvals_under_the_probes_framework_controls() -> None:
+    """A high-risk request that does no harm needs nothing beyond approval under the shared rules, but the
+    red-team probe asks policy-governance under GDPR, whose Art. 35 impact assessment sends it to a human."""
+    from acgs_workloads.components.text_governance import TextGovernance
+    from acgs_workloads.constitution.loader import default_constitution
+
+    facts = {"contains_pii": False, "consent": False, "automated": False, "explanation_provided": False,
+             "protected_attribute_used": False, "has_audit_trail": True, "human_oversight_available": True,
+             "risk_level": "high", "harm": "negligible"}
+    rows = [{"id": "x", "text": "", "facts": facts}, {"id": "y", "text": "", "facts": {**facts, "risk_level": "low"}}]
+    levels = {}
+    for name in ("constitutional-ai", "policy-governance"):
+        component = get(name)
+        assert isinstance(component, TextGovernance)
+        levels[name] = component.allowed_levels(rows, default_constitution()).tolist()
+    escalate = DECISIONS.index("escalate")
+    assert levels["constitutional-ai"][0] < escalate <= levels["policy-governance"][0]
+    assert levels["constitutional-ai"][1] == levels["policy-governance"][1]  # low risk: no control applies
+
+
 def test_the_act_implies_harm_when_personal_data_leaves_without_consent() -> None:
     verb = np.array([lang.VERBS.index(v) for v in ("send", "sell", "analyse", "send", "send")])
     dest = np.array([lang.DESTINATIONS.index(d) for d in ("to a partner", "", "to a partner", "to a data broker",
@@ -120,6 +140,8 @@ def test_generated_harm_and_risk_are_at_least_what_the_act_implies() -> None:
     assert (cols[LABEL][acted] >= 1).mean() > 0.9
 
 
+# sha256 (first 16 hex digits) of 600 generated requests' texts, families and fact targets, from the generator
+# every model figure in the README was measured on
 PINNED_REQUESTS = {
     ("constitutional-ai", 11, None): "2392822afc4fd139",
     ("constitutional-ai", 12, lang.HELD_OUT_FAMILIES): "4e2310d57e87c93a",
