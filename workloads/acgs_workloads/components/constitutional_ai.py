@@ -82,9 +82,13 @@ def fact_phrases(row: dict[str, Any], harm_level: str) -> list[str]:
 
 def reasoning_text(decision: str, row: dict[str, Any], harm_level: str, findings: Sequence[PrincipleFinding],
                    judged: bool) -> str:
+    """The decision, the facts it rests on, and the principles that rule out plain approval with their
+    messages (a message says what plain approval would do wrong, so it is named as that, not as a fault of
+    the decision served)."""
     text = f"{decision}: " + "; ".join(fact_phrases(row, harm_level)) + "."
     if findings:
-        text += " " + " ".join(f"{f.principle}: {'; '.join(f.messages)}." for f in findings)
+        text += " Plain approval is ruled out by " + "; ".join(
+            f"{f.principle} ({'; '.join(f.messages)})" for f in findings) + "."
     elif judged:
         text += " The constitution allows approval of these facts."
     return text

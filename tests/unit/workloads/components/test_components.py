@@ -299,3 +299,20 @@ def test_transformer_figures_and_wina_at_the_spec_sparsity(constitution: Constit
     assert set(figures["winaAccuracyPerToken"]) == {"0", "0.25", "0.3", "0.5", "0.75"}
     assert set(figures["winaMlpSpeedupBatch"]) == {"0.25", "0.3", "0.5", "0.75"}
     assert all(m.keep == 0.7 for m in model.modules() if isinstance(m, WinaLinear))  # left as served
+
+
+def test_reasoning_names_the_facts_and_what_rules_out_plain_approval() -> None:
+    from acgs_workloads.components.constitutional_ai import PrincipleFinding, reasoning_text
+
+    row = {"contains_pii": True, "consent": False, "protected_attribute_used": False, "automated": False,
+           "explanation_provided": False, "risk_level": "medium", "has_audit_trail": False,
+           "human_oversight_available": True}
+    finding = PrincipleFinding(principle="privacy",
+                               messages=["personal data without consent approved without safeguards"])
+    text = reasoning_text("approve_with_safeguards", row, "negligible", [finding], judged=True)
+    assert text == ("approve_with_safeguards: personal data without consent; medium risk without an audit trail. "
+                    "Plain approval is ruled out by privacy (personal data without consent approved without "
+                    "safeguards).")
+    quiet = {**row, "contains_pii": False, "risk_level": "low"}
+    assert reasoning_text("approve", quiet, "negligible", [], judged=True) == (
+        "approve: no personal data, low risk, negligible harm. The constitution allows approval of these facts.")
