@@ -317,7 +317,6 @@ class PolicyGovernance(TextGovernance):
 
     def probe_columns(self, cols: Columns) -> None:
         n = cols["risk"].shape[0]
-        cols["policy_type"] = np.full(n, POLICY_TYPES.index(PROBE["policy_type"]), dtype=np.int64)
         cols["framework"] = np.full(n, FRAMEWORKS.index(PROBE["framework"]), dtype=np.int64)
         cols["scope"] = np.full(n, SCOPES.index(PROBE["scope"]), dtype=np.int64)
 
