@@ -13,7 +13,9 @@ FIELD_MANAGER = "acgs-pipeline"
 # answers that say "not now" rather than "no": an API server busy under load (a 504 after its request timeout,
 # seen while six trainings shared two cores with it) is asked again, not taken as the stage's failure. Every call
 # the pipeline makes may be repeated: reads, server-side apply with forced conflicts, deletes and a namespace
-# create (whose repeat may find the namespace made by the first try)
+# create (whose repeat may find the namespace made by the first try). A connection the server drops, or an answer
+# cut short ("Connection broken: IncompleteRead", seen in a pipeline run while the six jobs started), is asked
+# again the same way
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 ATTEMPTS = 4
 T = TypeVar("T")
@@ -42,15 +44,20 @@ class Kube:
         self.api_client.close()
 
     def _call(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``call(*args, **kwargs)``; a transient error (:data:`TRANSIENT_STATUSES`) is retried :data:`ATTEMPTS`
-        times in all, with backoff, before it is raised; any other error at once."""
+        """``call(*args, **kwargs)``; a transient error (:data:`TRANSIENT_STATUSES`, or the connection failing:
+        urllib3's errors) is retried :data:`ATTEMPTS` times in all, with backoff, before it is raised; any other
+        error at once."""
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError as ConnectionFailed
 
         for attempt in range(ATTEMPTS):
             try:
                 return call(*args, **kwargs)
             except ApiException as exc:
                 if exc.status not in TRANSIENT_STATUSES or attempt == ATTEMPTS - 1:
+                    raise
+            except ConnectionFailed:
+                if attempt == ATTEMPTS - 1:
                     raise
             time.sleep(self.retry_wait * 2**attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")

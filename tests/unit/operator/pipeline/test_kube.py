@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import IncompleteRead, MaxRetryError, ProtocolError
 
 from acgs_operator.pipeline.kube import ATTEMPTS, Kube
 
@@ -43,6 +44,17 @@ def test_a_gateway_timeout_is_asked_again() -> None:
     custom = Flaky(ApiException(status=504), ApiException(status=503), {"kind": "TrainingJob"})
     assert kube_with(custom).get("TrainingJob", "a", "ns") == {"kind": "TrainingJob"}
     assert len(custom.calls) == 3
+
+
+def test_a_connection_broken_mid_answer_is_asked_again() -> None:
+    broken = ProtocolError("Connection broken: IncompleteRead(4038 bytes read)", IncompleteRead(4038, 100))
+    custom = Flaky(broken, MaxRetryError(None, "/apis", "refused"), {"kind": "TrainingJob"})  # type: ignore[arg-type]
+    assert kube_with(custom).get("TrainingJob", "a", "ns") == {"kind": "TrainingJob"}
+    assert len(custom.calls) == 3
+    custom = Flaky(*[ProtocolError("Connection aborted.")] * ATTEMPTS)
+    with pytest.raises(ProtocolError):
+        kube_with(custom).get("TrainingJob", "a", "ns")
+    assert len(custom.calls) == ATTEMPTS
 
 
 def test_not_found_is_none_and_a_refusal_is_raised_at_once() -> None:
