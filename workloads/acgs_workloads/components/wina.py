@@ -19,8 +19,17 @@ def accuracy_vs_sparsity(model: torch.nn.Module, tokens: np.ndarray, labels: np.
                          sparsities: Sequence[float] = (0.0, *SPARSITIES), mode: str = "mask",
                          classes: int | None = None) -> dict[str, float]:
     """Test accuracy with WINA at each sparsity (the model is left dense afterwards); ``classes``: the number of
-    class logits when the model returns facts after them."""
+    class logits when the model returns facts after them.
+
+    Per token (``mask``, ``gather``) a row's answer does not depend on the rows batched with it, so the rows go
+    shortest first: a batch is cut at its longest row, and WINA's selection runs on every position it keeps
+    (a sweep of four sparsities over the 4,000 test requests of the 20,000-example sample: 28.7 s sorted,
+    49.9 s in the given order, the same figures, two trainings running beside it). ``shared`` selects one
+    column set per batch, so its batches keep the given order."""
     out: dict[str, float] = {}
+    if mode != "shared":
+        order = np.argsort((np.asarray(tokens) != 0).sum(axis=1), kind="stable")  # 0 pads ids and word keys
+        tokens, labels = np.asarray(tokens)[order], np.asarray(labels)[order]
     try:
         for sparsity in sparsities:
             set_wina(model, sparsity, mode)

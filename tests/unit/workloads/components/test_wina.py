@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -98,3 +99,21 @@ def test_padding_is_cut_and_masked_and_facts_decide() -> None:
     assert hidden.shape == (3 * 10 + 3 * 20, 16)  # real tokens only
     labels = out[:, :4].argmax(dim=1).numpy()
     assert accuracy_vs_sparsity(model, tokens.numpy(), labels, (0.0,), classes=4) == {"0": 1.0}
+
+
+def test_a_per_token_sweep_keeps_each_request_with_its_label() -> None:
+    # the sweep batches requests shortest first; each answer must still be scored against its own label
+    torch.manual_seed(0)
+    spec = ModelSpec(hidden_size=16, layers=1, heads=2, sequence_length=24, dropout=0.0)
+    model = TransformerClassifier(128, 4, spec).eval()
+    tokens = torch.randint(2, 128, (40, 24))
+    tokens[:, 0] = 1
+    for row in range(40):
+        tokens[row, 4 + (row * 7) % 20 :] = 0  # lengths 4 .. 23, out of order
+    set_wina(model, 0.5, "mask")
+    with torch.no_grad():
+        labels = np.array([int(model(tokens[row : row + 1]).argmax()) for row in range(40)])
+    set_wina(model, 0.0)
+    assert accuracy_vs_sparsity(model, tokens.numpy(), labels, (0.5,), "mask") == {"0.5": 1.0}
+    shuffled = np.roll(labels, 1)
+    assert accuracy_vs_sparsity(model, tokens.numpy(), shuffled, (0.5,), "mask")["0.5"] < 1.0
