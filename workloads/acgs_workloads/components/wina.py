@@ -23,7 +23,7 @@ def accuracy_vs_sparsity(model: torch.nn.Module, tokens: np.ndarray, labels: np.
 
     Per token (``mask``, ``gather``) a row's answer does not depend on the rows batched with it, so the rows go
     shortest first: a batch is cut at its longest row, and WINA's selection runs on every position it keeps
-    (a sweep of four sparsities over the 4,000 test requests of the 20,000-example sample: 28.7 s sorted,
+    (a sweep of four sparsities over the 4,000 test requests of a 20,000-example run: 28.7 s sorted,
     49.9 s in the given order, the same figures, two trainings running beside it). ``shared`` selects one
     column set per batch, so its batches keep the given order."""
     out: dict[str, float] = {}
