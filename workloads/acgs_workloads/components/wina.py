@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from acgs_workloads.components import tokens as tok
 from acgs_workloads.components.base import predict_arrays
 from acgs_workloads.components.models import TransformerBlock, TransformerClassifier, set_wina
 
@@ -28,8 +29,8 @@ def accuracy_vs_sparsity(model: torch.nn.Module, tokens: np.ndarray, labels: np.
     column set per batch, so its batches keep the given order."""
     out: dict[str, float] = {}
     if mode != "shared":
-        order = np.argsort((np.asarray(tokens) != 0).sum(axis=1), kind="stable")  # 0 pads ids and word keys
-        tokens, labels = np.asarray(tokens)[order], np.asarray(labels)[order]
+        order = np.argsort(tok.lengths(tokens), kind="stable")  # PAD (0) pads both the ids and the word keys
+        tokens, labels = tokens[order], np.asarray(labels)[order]
     try:
         for sparsity in sparsities:
             set_wina(model, sparsity, mode)
